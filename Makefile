@@ -1,0 +1,50 @@
+# Set-up and everyday commands. `make run` and `make test` are all a newcomer needs.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV := .venv
+BIN := $(VENV)/bin
+# A Python 3.10 interpreter: rasa 3.6 needs <3.11, python-telegram-bot 22 needs >=3.10.
+PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | tail -1)
+MODEL := models/juniper-lane.tar.gz
+RASA_DATA := data config.yml domain.yml
+
+.PHONY: help install train run shell test lint validate clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(BIN)/.installed ## Create .venv with Python 3.10 and the pinned dependencies
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@if [ -z "$(PYTHON310)" ] || ! "$(PYTHON310)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
+	  echo "error: Python 3.10 is required (rasa 3.6 needs <3.11, python-telegram-bot 22 needs >=3.10)."; \
+	  echo "       Install it, e.g. 'pyenv install 3.10.13' or 'apt install python3.10 python3.10-venv',"; \
+	  echo "       or point PYTHON310=/path/to/python3.10 at one."; \
+	  exit 1; fi
+	"$(PYTHON310)" -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==24.3.1
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+train: install ## Train the model (skipped when data and config are unchanged)
+	$(BIN)/python -m bot.train
+
+run: train ## Run the bot locally: Rasa server and action server (Ctrl-C stops all)
+	@mkdir -p var
+	$(BIN)/honcho start -f Procfile
+
+shell: install ## Talk to the running bot (start it with `make run` first)
+	$(BIN)/python -m bot.shell
+
+validate: install ## Check the training data for mistakes
+	$(BIN)/rasa data validate --fail-on-warnings
+
+lint: install ## Lint the Python code
+	$(BIN)/ruff check bot actions tests
+
+test: install lint ## Lint, train if needed, then run all tests
+	$(BIN)/pytest
+
+clean: ## Remove trained models, test output and local data
+	rm -rf models .rasa var reports/tmp .pytest_cache

@@ -1,0 +1,1 @@
+"""Custom actions for the rasa-sdk action server (``rasa run actions``)."""

@@ -1,0 +1,187 @@
+"""The brand profile: the facts and voice every reply is built from.
+
+One YAML file (``brand.yml`` at the project root, or ``BRAND_PROFILE``) holds
+what differs between brands, so re-skinning the bot never touches dialogue
+logic. Loading validates it and fails with a message naming the bad field.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+from pydantic import BaseModel, HttpUrl, ValidationError, validator
+
+from bot.business_hours import WEEKDAYS, OpeningHours
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROFILE = PROJECT_ROOT / "brand.yml"
+PRIORITIES = ("urgent", "high", "normal", "low")
+
+
+class BrandProfileError(ValueError):
+    """The brand profile is missing or malformed; the message says where."""
+
+
+class Contacts(BaseModel):
+    phone: str
+    email: str
+
+    @validator("email")
+    def _looks_like_email(cls, value: str) -> str:  # noqa: N805
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("not an email address")
+        return value
+
+
+class Returns(BaseModel):
+    window_days: int
+
+    @validator("window_days")
+    def _positive(cls, value: int) -> int:  # noqa: N805 - pydantic validator
+        if value <= 0:
+            raise ValueError("must be a positive number of days")
+        return value
+
+
+class Shipping(BaseModel):
+    standard: str
+    express: str
+    international: str
+
+
+class Cancellation(BaseModel):
+    free_until: str
+    fee: str
+
+
+class Links(BaseModel):
+    sign_up: HttpUrl
+    password_reset: HttpUrl
+    email_preferences: HttpUrl
+    orders: HttpUrl
+
+
+class OrderNumberFormat(BaseModel):
+    prefix: str
+    digits: int
+
+    @property
+    def pattern(self) -> re.Pattern:
+        """Accepts JL-204815, jl 204815, jl204815, #204815 and 204815."""
+        prefix = re.escape(self.prefix)
+        return re.compile(
+            rf"^\s*(?:{prefix}[\s-]?|#)?(\d{{{self.digits}}})\s*$", re.IGNORECASE
+        )
+
+    def normalise(self, text: str) -> Optional[str]:
+        """The canonical form (``JL-204815``) of an order number, or None."""
+        match = self.pattern.match(text)
+        return f"{self.prefix.upper()}-{match.group(1)}" if match else None
+
+    @property
+    def example(self) -> str:
+        return f"{self.prefix.upper()}-{'204815'[: self.digits].ljust(self.digits, '0')}"
+
+
+class BrandProfile(BaseModel):
+    name: str
+    assistant_name: str
+    website: HttpUrl
+    voice: str
+    timezone: str
+    hours: Dict[str, str]
+    contacts: Contacts
+    returns: Returns
+    shipping: Shipping
+    payment_methods: List[str]
+    cancellation: Cancellation
+    links: Links
+    order_number: OrderNumberFormat
+    sla_minutes: Dict[str, int]
+
+    @validator("hours")
+    def _known_days(cls, value: Dict[str, str]) -> Dict[str, str]:  # noqa: N805
+        unknown = set(value) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {WEEKDAYS}")
+        return value
+
+    @validator("sla_minutes")
+    def _all_priorities(cls, value: Dict[str, int]) -> Dict[str, int]:  # noqa: N805
+        missing = [p for p in PRIORITIES if p not in value]
+        if missing:
+            raise ValueError(f"missing priorities {missing}")
+        return value
+
+    @validator("payment_methods")
+    def _some_methods(cls, value: List[str]) -> List[str]:  # noqa: N805
+        if not value:
+            raise ValueError("list at least one payment method")
+        return value
+
+    @functools.cached_property
+    def opening_hours(self) -> OpeningHours:
+        return OpeningHours.parse(self.hours, self.timezone)
+
+    class Config:
+        keep_untouched = (functools.cached_property,)
+
+    def template_values(self) -> Dict[str, str]:
+        """Values for the ``brand_*`` slots that responses interpolate."""
+        return {
+            "brand_name": self.name,
+            "brand_assistant": self.assistant_name,
+            "brand_phone": self.contacts.phone,
+            "brand_email": self.contacts.email,
+            "brand_website": str(self.website),
+            "brand_hours": self.opening_hours.describe(),
+            "return_window_days": str(self.returns.window_days),
+            "standard_delivery": self.shipping.standard,
+            "express_delivery": self.shipping.express,
+            "international_delivery": self.shipping.international,
+            "payment_methods_list": _human_list(self.payment_methods),
+            "password_reset_link": str(self.links.password_reset),
+            "sign_up_link": str(self.links.sign_up),
+            "email_preferences_link": str(self.links.email_preferences),
+            "orders_link": str(self.links.orders),
+            "order_number_example": self.order_number.example,
+        }
+
+
+def _human_list(items: List[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def load_brand(path: Optional[os.PathLike] = None) -> BrandProfile:
+    """Read and validate a brand profile; ``BRAND_PROFILE`` overrides the default."""
+    path = Path(path or os.environ.get("BRAND_PROFILE") or DEFAULT_PROFILE)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BrandProfileError(f"brand profile not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise BrandProfileError(f"brand profile {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise BrandProfileError(f"brand profile {path} must be a YAML mapping")
+    try:
+        profile = BrandProfile(**raw)
+        profile.opening_hours  # noqa: B018 - parse now so bad hours fail at load
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise BrandProfileError(f"brand profile {path}: {problems}") from None
+    except ValueError as error:
+        raise BrandProfileError(f"brand profile {path}: {error}") from None
+    return profile
+
+
+@functools.lru_cache(maxsize=1)
+def brand() -> BrandProfile:
+    """The profile this process runs with (loaded once)."""
+    return load_brand()
