@@ -1,0 +1,47 @@
+"""Shared fixtures: one trained model per test session, services on demand."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Tuple
+
+import pytest
+
+from bot.brand import PROJECT_ROOT
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def service_or_skip(name: str, host: str, port: int) -> Tuple[str, int]:
+    """(host, port) of a reachable local service; skip, or fail under REQUIRE_SERVICES=1."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return host, port
+    except OSError as error:
+        message = f"{name} is not reachable at {host}:{port} ({error})"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message}; REQUIRE_SERVICES=1 requires it")
+        pytest.skip(f"{message}; start it or set REQUIRE_SERVICES=1 to make this an error")
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The trained model; trains only if data or config changed (bot.train)."""
+    from bot.train import train
+
+    return train()
+
+
+@pytest.fixture(scope="session")
+def agent(model_path: Path):
+    """The model loaded once, without an action server (NLU and dialogue predictions)."""
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(model_path))
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT

@@ -1,0 +1,154 @@
+"""Whole conversations through the model and a real action server process.
+
+These check what the customer actually reads: brand facts filled in, their
+name used, details validated, and honest handover messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Dict, List
+
+import pytest
+import requests
+
+from bot.brand import PROJECT_ROOT, brand
+
+pytestmark = pytest.mark.model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def action_server():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("action server did not start within 60 s")
+    yield f"{url}/webhook"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_agent(model_path, action_server):
+    from rasa.core.agent import Agent
+    from rasa.utils.endpoints import EndpointConfig
+
+    return Agent.load(str(model_path), action_endpoint=EndpointConfig(url=action_server))
+
+
+class Customer:
+    """One customer DMing the bot; `say` returns the bot's replies."""
+
+    def __init__(self, agent, first_name: str | None = None):
+        self.agent = agent
+        self.sender = f"test-{uuid.uuid4().hex[:8]}"
+        self.metadata = {"first_name": first_name} if first_name else {}
+        self.loop = asyncio.new_event_loop()
+
+    def say(self, text: str) -> List[Dict]:
+        from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+        channel = CollectingOutputChannel()
+        message = UserMessage(text, channel, self.sender, metadata=self.metadata)
+        self.loop.run_until_complete(self.agent.handle_message(message))
+        return channel.messages
+
+    def texts(self, text: str) -> str:
+        replies = self.say(text)
+        joined = "\n".join(r.get("text") or "" for r in replies)
+        assert "None" not in joined and "{" not in joined, f"unfilled template: {joined}"
+        return joined
+
+    def slot(self, name: str):
+        tracker = self.loop.run_until_complete(
+            self.agent.tracker_store.retrieve(self.sender))
+        return tracker.get_slot(name)
+
+
+def test_greets_by_first_name_and_says_what_it_can_do(live_agent):
+    reply = Customer(live_agent, "Amara").texts("hello")
+    assert reply.startswith("Hi Amara")
+    assert brand().assistant_name in reply and brand().name in reply
+
+
+def test_brand_facts_come_from_the_profile(live_agent):
+    customer = Customer(live_agent)
+    contact = customer.texts("what's your phone number?")
+    assert brand().contacts.phone in contact and brand().contacts.email in contact
+    returns = customer.texts("how do returns work")
+    assert f"{brand().returns.window_days} days" in returns
+
+
+def test_faq_answer_is_specific(live_agent):
+    reply = Customer(live_agent).texts("what are your opening hours?")
+    assert brand().opening_hours.describe() in reply
+
+
+def test_order_check_validates_and_confirms_without_exposing_the_email(live_agent):
+    customer = Customer(live_agent, "Sam")
+    assert "order number" in customer.texts("where is my order").lower()
+    again = customer.texts("the blue one")
+    assert "doesn't look like one of our order numbers" in again
+    assert "email" in customer.texts("jl 204815").lower()
+    done = customer.texts("sam.okafor@example.com")
+    assert "JL-204815" in done and "Your reference is C-" in done
+    assert customer.slot("order_id") == "JL-204815"
+
+
+def test_dont_know_the_order_number_moves_on(live_agent):
+    customer = Customer(live_agent)
+    customer.texts("has my order shipped yet")
+    reply = customer.texts("i don't know my order number")
+    assert "find the order from your email" in reply
+
+
+def test_topic_change_mid_form_is_answered_then_the_form_resumes(live_agent):
+    customer = Customer(live_agent)
+    customer.texts("i need to cancel my order")
+    reply = customer.texts("do you sell gift cards?")
+    assert "gift card" in reply.lower()
+    assert "order number" in reply.lower()  # asked again
+
+
+def test_asking_for_a_person_records_a_handoff(live_agent):
+    customer = Customer(live_agent)
+    reply = customer.texts("let me talk to a human")
+    assert "reply right here" in reply and brand().contacts.email in reply
+    assert customer.slot("escalated") is True
+    assert customer.slot("escalation_reason") == "customer_request"
+
+
+def test_hostile_complaint_gets_empathy_and_a_person(live_agent):
+    customer = Customer(live_agent, "Rob")
+    reply = customer.texts(
+        "this is the worst f***ing service ever, 3 weeks and my parcel still isn't here")
+    assert "I'm really sorry, Rob" in reply
+    customer.texts("rob.t@example.com")
+    assert customer.slot("escalation_reason") == "complaint"
+    assert customer.slot("escalation_priority") == "high"
+    assert "3 weeks" in customer.slot("escalation_summary")

@@ -1,0 +1,65 @@
+"""endpoints.production.yml really works: trackers in PostgreSQL, locks in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from bot.brand import PROJECT_ROOT
+from tests.conftest import service_or_skip
+
+ENDPOINTS = str(PROJECT_ROOT / "endpoints.production.yml")
+
+
+@pytest.fixture
+def production_env(monkeypatch):
+    pg_host, pg_port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    redis_host, redis_port = service_or_skip("Redis", "127.0.0.1", 6379)
+    env = {
+        "ACTION_ENDPOINT_URL": "http://localhost:5055/webhook",
+        "TRACKER_DB_HOST": pg_host, "TRACKER_DB_PORT": str(pg_port),
+        "TRACKER_DB_NAME": "test", "TRACKER_DB_USER": "postgres", "TRACKER_DB_PASSWORD": "",
+        "REDIS_HOST": redis_host, "REDIS_PORT": str(redis_port),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_conversations_survive_in_postgresql(production_env):
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import read_endpoint_config
+
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    config = read_endpoint_config(ENDPOINTS, "tracker_store")
+    store = TrackerStore.create(config, domain)
+    sender = f"pg-test-{uuid.uuid4().hex[:8]}"
+    tracker = DialogueStateTracker.from_events(sender, [UserUttered("where is JL-204815")])
+
+    async def roundtrip():
+        await store.save(tracker)
+        # A fresh store, as after a restart, must read the same conversation back.
+        return await TrackerStore.create(config, domain).retrieve(sender)
+
+    restored = asyncio.new_event_loop().run_until_complete(roundtrip())
+    assert type(store).__name__ == "SQLTrackerStore"
+    assert restored.latest_message.text == "where is JL-204815"
+
+
+def test_conversation_locks_are_shared_through_redis(production_env):
+    from rasa.core.lock_store import LockStore
+    from rasa.utils.endpoints import read_endpoint_config
+
+    config = read_endpoint_config(ENDPOINTS, "lock_store")
+    first, second = LockStore.create(config), LockStore.create(config)
+    conversation = f"lock-test-{uuid.uuid4().hex[:8]}"
+    lock = first.issue_ticket(conversation)
+    # A second Rasa process sees the first one's ticket, so it waits its turn.
+    assert second.get_lock(conversation).last_issued == lock
+    first.finish_serving(conversation, lock)
+    after = second.get_lock(conversation)
+    assert after is None or not after.tickets
