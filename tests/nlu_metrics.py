@@ -55,10 +55,10 @@ def score(examples: List[Dict[str, Any]], parses: List[Dict[str, Any]]) -> NluSc
     }
     scores.macro_f1 = float(sum(f) / len(f))
     scores.fallback_rate = sum(x["intent"]["name"] == FALLBACK for x in parses) / len(parses)
-    scores.errors = [(e["text"], e["intent"], pr) for e, pr in zip(examples, predicted)
-                     if e["intent"] != pr]
+    pairs = zip(examples, predicted, strict=True)
+    scores.errors = [(e["text"], e["intent"], pr) for e, pr in pairs if e["intent"] != pr]
 
-    faq = [(e, x) for e, x in zip(examples, parses) if e.get("response_key")]
+    faq = [(e, x) for e, x in zip(examples, parses, strict=False) if e.get("response_key")]
     hits = 0
     for example, parse in faq:
         selected = parse.get("response_selector", {}).get("faq", {}).get("response", {})
@@ -66,7 +66,7 @@ def score(examples: List[Dict[str, Any]], parses: List[Dict[str, Any]]) -> NluSc
     scores.faq_accuracy = hits / len(faq) if faq else 0.0
 
     counts: Dict[str, Dict[str, int]] = {}
-    for example, parse in zip(examples, parses):
+    for example, parse in zip(examples, parses, strict=False):
         want = {(e["entity"], e["value"].lower()) for e in example["entities"]}
         got = {(e["entity"], str(e["value"]).lower()) for e in parse.get("entities", [])}
         for entity in {n for n, _ in want | got}:

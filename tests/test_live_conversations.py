@@ -152,3 +152,42 @@ def test_hostile_complaint_gets_empathy_and_a_person(live_agent):
     assert customer.slot("escalation_reason") == "complaint"
     assert customer.slot("escalation_priority") == "high"
     assert "3 weeks" in customer.slot("escalation_summary")
+
+
+@pytest.mark.parametrize(
+    ("opening", "email", "description"),
+    [
+        # Descriptions that, out of context, read as requests of their own.
+        ("my card keeps getting declined at checkout", "tom.hale@mail.example",
+         "it says payment failed every time i try"),
+        ("sign up is not working for me",
+         "nina.w@example.com", "waited an hour and checked spam too"),
+    ],
+)
+def test_free_text_answers_fill_the_form_whatever_they_sound_like(
+        live_agent, opening, email, description):
+    customer = Customer(live_agent)
+    customer.texts(opening)
+    customer.texts(email)
+    done = customer.texts(description)
+    assert "Your reference is C-" in done
+    assert customer.slot("case_description") == description
+    assert customer.slot("email") == email
+
+
+def test_unclear_twice_clarifies_once_then_hands_over(live_agent):
+    # The payloads are what Rasa produces for a low-confidence message.
+    customer = Customer(live_agent)
+    clarify = customer.say("/nlu_fallback")
+    assert clarify[-1]["buttons"][-1] == {"title": "Talk to a person",
+                                          "payload": "/request_human"}
+    handover = customer.texts("/nlu_fallback")
+    assert "reply right here" in handover
+    assert customer.slot("escalation_reason") == "low_confidence"
+
+
+def test_a_no_mid_form_asks_before_dropping_the_request(live_agent):
+    customer = Customer(live_agent)
+    customer.texts("i want to cancel an order")
+    assert "drop this request" in customer.texts("no")
+    assert "I've dropped that request" in customer.texts("yes")
