@@ -1,0 +1,26 @@
+"""The instant acknowledgement sent before any NLU work.
+
+Customers on social media expect an answer in seconds; Rasa may take longer
+under load, or be down. This reply needs nothing but the brand profile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from bot.brand import BrandProfile
+
+
+def acknowledgement(profile: BrandProfile, first_name: Optional[str],
+                    now: Optional[datetime] = None) -> str:
+    """'Hi Amara, thanks for your message! ...', honest about business hours."""
+    now = now or datetime.now(timezone.utc)
+    hello = f"Hi {first_name}, thanks for your message!" if first_name else (
+        "Hi, thanks for your message!")
+    who = f"I'm {profile.assistant_name}, {profile.name}'s assistant"
+    hours = profile.opening_hours
+    if hours.is_open(now):
+        return f"{hello} {who}, and I'm looking at it now."
+    return (f"{hello} {who}. Our team is offline right now and back "
+            f"{hours.describe_return(now)}, but I can help with most things straight away.")

@@ -1,0 +1,73 @@
+"""The gateway's Sanic app: channels in front, Rasa behind.
+
+    python -m bot.gateway          (make run starts it)
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Optional
+
+from sanic import Request, Sanic, response
+from sanic.response import HTTPResponse
+
+from bot.brand import BrandProfile, brand
+from bot.gateway.http_api import PollingChannel, api
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.service import Gateway, RetryPolicy
+from bot.gateway.settings import Settings
+from bot.gateway.store import Store
+from bot.gateway.webchat import CHANNEL as WEBCHAT
+from bot.gateway.webchat import webchat
+
+log = logging.getLogger(__name__)
+
+# Channels that deliver through the DM API; bridges fetch replies from the transcript.
+API_CHANNELS = ("api", "instagram", "facebook", "whatsapp", "x", "tiktok", "sms")
+
+
+def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
+               retry: Optional[RetryPolicy] = None) -> Sanic:
+    app = Sanic(f"gateway-{uuid.uuid4().hex[:8]}", register=False)
+    app.config.KEEP_ALIVE_TIMEOUT = 30
+    app.ctx.settings = settings
+    app.ctx.api_channels = set(API_CHANNELS)
+    app.blueprint(api)
+    if settings.webchat:
+        app.blueprint(webchat)
+
+    @app.before_server_start
+    async def start(app: Sanic, _loop) -> None:  # noqa: ANN001
+        store = Store(settings.database_url, ack_gap_seconds=settings.ack_gap_minutes * 60)
+        gateway = Gateway(store, RasaClient(settings.rasa_url), profile or brand(), retry)
+        for name in (*API_CHANNELS, WEBCHAT):
+            gateway.add_channel(PollingChannel(name))
+        app.ctx.gateway = gateway
+        app.ctx.telegram = None
+        if settings.telegram_bot_token:
+            from bot.gateway.telegram import TelegramChannel
+
+            telegram = TelegramChannel(settings, gateway)
+            gateway.add_channel(telegram)
+            await telegram.start(app)
+            app.ctx.telegram = telegram
+        await gateway.start()
+
+    @app.after_server_stop
+    async def stop(app: Sanic, _loop) -> None:  # noqa: ANN001
+        if app.ctx.telegram is not None:
+            await app.ctx.telegram.stop()
+        await app.ctx.gateway.stop()
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        if settings.webchat:
+            return response.redirect("/chat/")
+        return response.json({"service": "first responder gateway"})
+
+    return app

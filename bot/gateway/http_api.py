@@ -1,0 +1,125 @@
+"""The generic DM API, for other platforms' bridges, and the transcript.
+
+POST /api/v1/messages                       a customer's message (stored, acknowledged)
+GET  /api/v1/conversations/{id}/messages    the transcript, both directions
+GET  /api/v1/openapi.yaml                   this API, described
+
+Replies for the "api" channel are not pushed anywhere: a bridge reads them
+from the transcript (``?after=<last id seen>`` returns only newer ones).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from sanic import Blueprint, Request, response
+from sanic.response import HTTPResponse
+
+from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
+from bot.gateway.store import StoredMessage
+
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+FIELDS = ("channel", "conversation_id", "sender_name", "text", "channel_message_id")
+
+api = Blueprint("dm_api", url_prefix="/api/v1")
+
+
+class PollingChannel:
+    """A channel whose customers fetch replies themselves (DM API bridges, web chat)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
+        return None  # stored in the transcript, which the client reads
+
+    async def typing(self, external_id: str) -> None:
+        return None
+
+
+def json_body(request: Request) -> Any:
+    """The parsed JSON body, or None when it is missing or not JSON."""
+    if not request.body:
+        return None
+    try:
+        return json.loads(request.body)
+    except ValueError:
+        return None
+
+
+def error(status: int, message: str) -> HTTPResponse:
+    return response.json({"error": message}, status=status)
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def message_json(message: StoredMessage) -> Dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": "inbound" if message.direction == "in" else "outbound",
+        "kind": message.kind,
+        "text": message.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
+        "status": message.status,
+        "created_at": iso(message.created_at),
+    }
+
+
+@api.post("/messages")
+async def post_message(request: Request) -> HTTPResponse:
+    body = json_body(request)
+    if not isinstance(body, dict):
+        return error(400, "body must be a JSON object with " + ", ".join(FIELDS))
+    missing = [f for f in FIELDS if f != "sender_name" and f not in body]
+    if missing:
+        return error(400, f"missing field(s): {', '.join(missing)}")
+    wrong = [f for f in FIELDS if body.get(f) is not None and not isinstance(body[f], str)]
+    if wrong:
+        return error(400, f"field(s) must be strings: {', '.join(wrong)}")
+    channel = body["channel"]
+    if channel not in request.app.ctx.api_channels:
+        return error(400, f"unknown channel {channel!r}; use one of "
+                          f"{sorted(request.app.ctx.api_channels)}")
+    try:
+        message = InboundMessage(
+            channel=channel, external_id=body["conversation_id"],
+            channel_message_id=body["channel_message_id"], text=body["text"],
+            sender_name=body.get("sender_name"),
+        )
+    except InvalidMessageError as problem:
+        return error(400, str(problem))
+    received = await request.app.ctx.gateway.receive(message)
+    return response.json(
+        {"message_id": received.message_id, "conversation_id": message.conversation_id,
+         "duplicate": received.duplicate, "acknowledged": received.acknowledge},
+        status=200 if received.duplicate else 202,
+    )
+
+
+@api.get("/conversations/<conversation_id:str>/messages")
+async def get_transcript(request: Request, conversation_id: str) -> HTTPResponse:
+    store = request.app.ctx.gateway.store
+    try:
+        after = int(request.args.get("after", "0"))
+    except ValueError:
+        return error(400, "after must be a message id (an integer)")
+    conversation = store.conversation(conversation_id)
+    if conversation is None:
+        return error(404, f"no conversation {conversation_id!r}")
+    rows = store.transcript(conversation_id, after_id=after)
+    return response.json({
+        "conversation_id": conversation_id,
+        "channel": conversation["channel"],
+        "customer_name": conversation["customer_name"],
+        "messages": [message_json(m) for m in rows],
+    })
+
+
+@api.get("/openapi.yaml")
+async def openapi(request: Request) -> HTTPResponse:
+    return await response.file(str(OPENAPI), mime_type="application/yaml")

@@ -1,0 +1,186 @@
+"""The gateway's core: store, acknowledge, process in order, deliver.
+
+    channel -> receive(): store (idempotent) + queue acknowledgement -> answer channel
+            -> inbound worker (per conversation, in order): Rasa -> store replies
+            -> outbox worker (per conversation, in order): channel.send -> mark sent
+
+Rasa being slow or down delays only the real answer: the acknowledgement
+needs nothing but the store, and unprocessed messages wait in the store
+until Rasa answers again (also across gateway restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Protocol
+
+from bot.brand import BrandProfile
+from bot.gateway.acknowledgement import acknowledgement
+from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
+from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
+from bot.gateway.store import Received, Store, StoredMessage
+from bot.gateway.workers import KeyedWorkers
+
+log = logging.getLogger(__name__)
+
+
+class SendError(Exception):
+    """A channel could not deliver a message."""
+
+    def __init__(self, reason: str, permanent: bool = False,
+                 retry_after: Optional[float] = None) -> None:
+        super().__init__(reason)
+        self.permanent = permanent  # e.g. the customer blocked the bot
+        self.retry_after = retry_after  # the channel asked us to wait this long
+
+
+class Channel(Protocol):
+    """What the gateway needs from a channel to talk back to a customer."""
+
+    name: str
+
+    async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
+        """Deliver one message; return the channel's id for it; raise SendError."""
+
+    async def typing(self, external_id: str) -> None:
+        """Show that the bot is working (best effort)."""
+
+
+@dataclass
+class RetryPolicy:
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    max_send_attempts: int = 8
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+        return base * (0.8 + 0.4 * random.random())  # jitter: don't retry in lockstep
+
+
+class Gateway:
+    def __init__(self, store: Store, rasa: RasaClient, profile: BrandProfile,
+                 retry: Optional[RetryPolicy] = None, rasa_concurrency: int = 8) -> None:
+        self.store = store
+        self.rasa = rasa
+        self.profile = profile
+        self.retry = retry or RetryPolicy()
+        self.channels: Dict[str, Channel] = {}
+        self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
+        self._inbound = KeyedWorkers(self._process_conversation, "inbound")
+        self._outbox = KeyedWorkers(self._deliver_conversation, "outbox")
+
+    def add_channel(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+
+    async def start(self) -> None:
+        """Pick up whatever a previous run left queued."""
+        for conversation_id in await asyncio.to_thread(
+                self.store.conversations_with_queued_outbound):
+            self._outbox.notify(conversation_id)
+        for conversation_id in await asyncio.to_thread(
+                self.store.conversations_with_queued_inbound):
+            self._inbound.notify(conversation_id)
+
+    async def stop(self) -> None:
+        await self._inbound.stop()
+        await self._outbox.stop()
+        await self.rasa.close()
+
+    async def idle(self) -> None:
+        """Wait until everything queued has been processed and delivered (tests)."""
+        while self._inbound.busy or self._outbox.busy:
+            await self._inbound.idle()
+            await self._outbox.idle()
+
+    # --- inbound ---------------------------------------------------------
+    async def receive(self, message: InboundMessage,
+                      auto_reply: Optional[OutboundMessage] = None) -> Received:
+        """Store a customer's message and queue its acknowledgement; returns at once.
+
+        ``auto_reply`` answers without Rasa, for what the NLU cannot read.
+        """
+        ack = OutboundMessage(acknowledgement(self.profile, message.first_name))
+        replies = self._fit(message.channel, [auto_reply]) if auto_reply else None
+        received = await asyncio.to_thread(self.store.receive, message, ack, replies)
+        if not received.duplicate:
+            if received.acknowledge or replies:
+                self._outbox.notify(message.conversation_id)
+            if not replies:
+                self._inbound.notify(message.conversation_id)
+        return received
+
+    def _fit(self, channel_name: str, replies: List[OutboundMessage]) -> List[OutboundMessage]:
+        """Split replies to the channel's length limit, so each part is sent once."""
+        limit = getattr(self.channels.get(channel_name), "max_text_length", None)
+        return [part for reply in replies for part in split_message(reply, limit)]
+
+    async def _process_conversation(self, conversation_id: str) -> None:
+        while True:
+            row = await asyncio.to_thread(self.store.next_inbound, conversation_id)
+            if row is None:
+                return
+            replies = self._fit(row.channel, await self._ask_rasa(row))
+            await asyncio.to_thread(self.store.complete_inbound, row.id, replies)
+            self._outbox.notify(conversation_id)
+
+    async def _ask_rasa(self, row: StoredMessage) -> List[OutboundMessage]:
+        """Rasa's replies to one message, retrying (in order) until Rasa answers."""
+        channel = self.channels.get(row.channel)
+        attempt = 0
+        while True:
+            attempt += 1
+            if channel is not None:
+                await _best_effort(channel.typing(row.external_id))
+            metadata = {"first_name": row.customer_name, "channel": row.channel, **row.meta}
+            try:
+                async with self._rasa_slots:
+                    return await self.rasa.send(row.conversation_id, row.payload or row.text,
+                                                metadata)
+            except RasaUnavailableError as error:
+                delay = self.retry.delay(attempt)
+                log.warning("Rasa unavailable for %s (%s); retrying in %.1fs",
+                            row.conversation_id, error, delay)
+                await asyncio.to_thread(self.store.record_attempt, row.id, str(error))
+                await asyncio.sleep(delay)
+
+    # --- outbound --------------------------------------------------------
+    async def _deliver_conversation(self, conversation_id: str) -> None:
+        while True:
+            row = await asyncio.to_thread(self.store.next_outbound, conversation_id)
+            if row is None:
+                return
+            await self._deliver(row)
+
+    async def _deliver(self, row: StoredMessage) -> None:
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            log.error("no channel %r to deliver message %s", row.channel, row.id)
+            await asyncio.to_thread(self.store.mark_failed, row.id, "channel not configured")
+            return
+        attempt = row.attempts
+        while True:
+            attempt += 1
+            try:
+                channel_id = await channel.send(row.external_id, row.outbound)
+            except SendError as error:
+                if error.permanent or attempt >= self.retry.max_send_attempts:
+                    log.warning("giving up on message %s to %s: %s", row.id,
+                                row.conversation_id, error)
+                    await asyncio.to_thread(self.store.mark_failed, row.id, str(error))
+                    return
+                delay = error.retry_after or self.retry.delay(attempt)
+                await asyncio.to_thread(self.store.record_attempt, row.id, str(error))
+                await asyncio.sleep(delay)
+                continue
+            await asyncio.to_thread(self.store.mark_sent, row.id, channel_id)
+            return
+
+
+async def _best_effort(awaitable) -> None:  # noqa: ANN001
+    try:
+        await awaitable
+    except Exception as error:  # noqa: BLE001 - a typing indicator is never worth failing for
+        log.debug("typing indicator failed: %s", error)

@@ -1,0 +1,67 @@
+"""Gateway configuration, from the environment (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from bot.brand import PROJECT_ROOT
+
+
+class SettingsError(ValueError):
+    """A configuration variable is set to something unusable; the text says which."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'gateway.db'}"
+    rasa_url: str = "http://localhost:5005"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Acknowledge again when a customer writes after this much silence.
+    ack_gap_minutes: float = 240.0
+    telegram_bot_token: Optional[str] = None
+    telegram_api_base_url: Optional[str] = None  # python-telegram-bot's base_url
+    telegram_webhook_url: Optional[str] = None  # public URL: webhook mode when set
+    telegram_webhook_secret: Optional[str] = None
+    telegram_agent_chat_id: Optional[str] = None
+    webchat: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        def text(name: str) -> Optional[str]:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float, kind=float):  # noqa: ANN001, ANN202
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+            if value < 0:
+                raise SettingsError(f"{name} must not be negative")
+            return value
+
+        settings = cls(
+            database_url=text("DATABASE_URL") or cls.database_url,
+            rasa_url=text("RASA_URL") or cls.rasa_url,
+            host=text("GATEWAY_HOST") or cls.host,
+            port=number("GATEWAY_PORT", cls.port, int),
+            ack_gap_minutes=number("ACK_GAP_MINUTES", cls.ack_gap_minutes),
+            telegram_bot_token=text("TELEGRAM_BOT_TOKEN"),
+            telegram_api_base_url=text("TELEGRAM_API_BASE_URL"),
+            telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),
+            telegram_webhook_secret=text("TELEGRAM_WEBHOOK_SECRET"),
+            telegram_agent_chat_id=text("TELEGRAM_AGENT_CHAT_ID"),
+            webchat=(text("WEBCHAT") or "on").lower() not in {"0", "off", "false", "no"},
+        )
+        if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
+            raise SettingsError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET, so "
+                                "that only Telegram can post updates to the gateway")
+        if settings.telegram_webhook_url and not settings.telegram_bot_token:
+            raise SettingsError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
+        return settings

@@ -1,0 +1,309 @@
+"""The gateway's durable store: conversations, inbound and outbound messages.
+
+Every inbound message is written here before the channel is answered, and
+every reply before it is sent, so a crash or a dead Rasa loses nothing.
+Inbound messages are idempotent on (conversation, channel message id), since
+channels redeliver. SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
+
+The engine is synchronous SQLAlchemy; the gateway calls it from worker
+threads (``asyncio.to_thread``) so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.gateway.messages import Button, InboundMessage, OutboundMessage
+
+metadata = sa.MetaData()
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=False),
+    sa.Column("customer_name", sa.String(100)),
+    sa.Column("mode", sa.String(16), nullable=False, default="bot"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_inbound_at", sa.Float),
+    sa.Column("last_ack_at", sa.Float),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),  # "in" | "out"
+    sa.Column("kind", sa.String(16), nullable=False),  # in: message; out: ack | reply
+    sa.Column("channel_message_id", sa.String(200)),
+    sa.Column("text", sa.Text, nullable=False, default=""),
+    sa.Column("payload", sa.Text),  # inbound: what to send Rasa instead of text
+    sa.Column("buttons", sa.Text),  # outbound: JSON list of {title, payload}
+    sa.Column("image", sa.Text),
+    sa.Column("meta", sa.Text),  # inbound: JSON channel metadata
+    sa.Column("status", sa.String(16), nullable=False),  # queued | done | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.UniqueConstraint("conversation_id", "direction", "channel_message_id",
+                        name="uq_channel_message"),
+)
+sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
+sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
+
+QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class Received:
+    """What storing an inbound message decided."""
+
+    message_id: int
+    duplicate: bool
+    acknowledge: bool  # first message, or the first after a quiet gap
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    conversation_id: str
+    direction: str
+    kind: str
+    text: str
+    payload: Optional[str]
+    buttons: List[Button]
+    image: Optional[str]
+    meta: Dict[str, Any]
+    status: str
+    attempts: int
+    created_at: float
+    channel: str
+    external_id: str
+    customer_name: Optional[str]
+
+    @property
+    def outbound(self) -> OutboundMessage:
+        return OutboundMessage(text=self.text, buttons=self.buttons, image=self.image)
+
+
+def engine_for(url: str) -> Engine:
+    """An engine for DATABASE_URL; SQLite gets WAL, a busy timeout and its folder."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False,
+                                                     "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10)
+
+
+class Store:
+    def __init__(self, url: str, ack_gap_seconds: float = 4 * 3600) -> None:
+        self.engine = engine_for(url)
+        self.ack_gap_seconds = ack_gap_seconds
+        # SQLite has one writer; its deferred transactions fail ("database is
+        # locked") rather than wait when two upgrade from read to write, so
+        # writers queue here. PostgreSQL uses row locks instead.
+        self._writer = (threading.Lock() if self.engine.dialect.name == "sqlite"
+                        else contextlib.nullcontext())
+        metadata.create_all(self.engine)
+
+    @contextlib.contextmanager
+    def _write(self):
+        with self._writer, self.engine.begin() as db:
+            yield db
+
+    # --- inbound ---------------------------------------------------------
+    def receive(self, message: InboundMessage, ack: Optional[OutboundMessage] = None,
+                auto_reply: Optional[List[OutboundMessage]] = None,
+                now: Optional[float] = None) -> Received:
+        """Store an inbound message once; queue ``ack`` if this one needs acknowledging.
+
+        Acknowledge the first message of a conversation and the first after a
+        quiet gap, not every message of a burst. With ``auto_reply`` the message
+        is answered without Rasa (e.g. a photo the NLU cannot read), atomically.
+        """
+        now = now or time.time()
+        conv_id = message.conversation_id
+        with self._write() as db:
+            existing = db.execute(
+                sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conv_id,
+                    messages.c.direction == "in",
+                    messages.c.channel_message_id == message.channel_message_id,
+                )
+            ).scalar()
+            if existing is not None:
+                return Received(existing, duplicate=True, acknowledge=False)
+            try:
+                with db.begin_nested():
+                    db.execute(conversations.insert().values(
+                        id=conv_id, channel=message.channel, external_id=message.external_id,
+                        customer_name=message.first_name, mode="bot", created_at=now))
+            except IntegrityError:
+                pass  # it exists (perhaps created a moment ago by a concurrent message)
+            # The row lock makes concurrent messages of one conversation decide
+            # about the acknowledgement one after the other.
+            last_inbound = db.execute(
+                sa.select(conversations.c.last_inbound_at)
+                .where(conversations.c.id == conv_id).with_for_update()
+            ).scalar()
+            acknowledge = last_inbound is None or now - last_inbound >= self.ack_gap_seconds
+            values: Dict[str, Any] = {"last_inbound_at": now}
+            if acknowledge:
+                values["last_ack_at"] = now
+            if message.first_name:
+                values["customer_name"] = message.first_name
+            db.execute(conversations.update().where(conversations.c.id == conv_id)
+                       .values(**values))
+            try:
+                with db.begin_nested():
+                    message_id = db.execute(messages.insert().values(
+                        conversation_id=conv_id, direction="in", kind="message",
+                        channel_message_id=message.channel_message_id, text=message.text,
+                        payload=message.payload, meta=json.dumps(message.metadata),
+                        status=DONE if auto_reply else QUEUED, attempts=0, created_at=now,
+                        done_at=now if auto_reply else None,
+                    )).inserted_primary_key[0]
+            except IntegrityError:  # a concurrent redelivery won the race
+                existing = db.execute(sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conv_id, messages.c.direction == "in",
+                    messages.c.channel_message_id == message.channel_message_id)).scalar()
+                return Received(existing, duplicate=True, acknowledge=False)
+            if acknowledge and ack is not None:
+                self._insert_outbound(db, conv_id, "ack", ack, now)
+            for reply in auto_reply or []:
+                self._insert_outbound(db, conv_id, "reply", reply, now)
+        return Received(message_id, duplicate=False, acknowledge=acknowledge)
+
+    def next_inbound(self, conversation_id: str) -> Optional[StoredMessage]:
+        """The oldest unprocessed message of a conversation (strict order)."""
+        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.direction == "in",
+                                    messages.c.status == QUEUED), limit=1)
+        return rows[0] if rows else None
+
+    def conversations_with_queued_inbound(self) -> List[str]:
+        return self._queued_conversations("in")
+
+    def complete_inbound(self, message_id: int, replies: List[OutboundMessage],
+                         now: Optional[float] = None) -> List[int]:
+        """Mark a message processed and queue its replies, atomically."""
+        now = now or time.time()
+        with self._write() as db:
+            conv_id = db.execute(sa.select(messages.c.conversation_id)
+                                 .where(messages.c.id == message_id)).scalar_one()
+            ids = [self._insert_outbound(db, conv_id, "reply", reply, now) for reply in replies]
+            db.execute(messages.update().where(messages.c.id == message_id)
+                       .values(status=DONE, done_at=now))
+        return ids
+
+    def record_attempt(self, message_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                attempts=messages.c.attempts + 1, last_error=error[:2000]))
+
+    # --- outbound --------------------------------------------------------
+    def queue_outbound(self, conversation_id: str, kind: str, message: OutboundMessage,
+                       now: Optional[float] = None) -> int:
+        with self._write() as db:
+            return self._insert_outbound(db, conversation_id, kind, message, now or time.time())
+
+    def next_outbound(self, conversation_id: str) -> Optional[StoredMessage]:
+        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.direction == "out",
+                                    messages.c.status == QUEUED), limit=1)
+        return rows[0] if rows else None
+
+    def conversations_with_queued_outbound(self) -> List[str]:
+        return self._queued_conversations("out")
+
+    def mark_sent(self, message_id: int, channel_message_id: Optional[str] = None,
+                  now: Optional[float] = None) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                status=SENT, channel_message_id=channel_message_id, done_at=now or time.time(),
+                attempts=messages.c.attempts + 1))
+
+    def mark_failed(self, message_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                status=FAILED, last_error=error[:2000], attempts=messages.c.attempts + 1,
+                done_at=time.time()))
+
+    # --- reading ---------------------------------------------------------
+    def transcript(self, conversation_id: str, after_id: int = 0) -> List[StoredMessage]:
+        """Both directions, oldest first; outbound only once it is sent or queued."""
+        return self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.id > after_id))
+
+    def conversation(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(conversations)
+                             .where(conversations.c.id == conversation_id)).mappings().first()
+        return dict(row) if row else None
+
+    # --- helpers ---------------------------------------------------------
+    @staticmethod
+    def _insert_outbound(db, conversation_id: str, kind: str, message: OutboundMessage,
+                         now: float) -> int:
+        buttons = json.dumps([{"title": b.title, "payload": b.payload} for b in message.buttons])
+        return db.execute(messages.insert().values(
+            conversation_id=conversation_id, direction="out", kind=kind, text=message.text,
+            buttons=buttons if message.buttons else None, image=message.image,
+            status=QUEUED, attempts=0, created_at=now,
+        )).inserted_primary_key[0]
+
+    def _queued_conversations(self, direction: str) -> List[str]:
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(messages.c.conversation_id, sa.func.min(messages.c.id).label("first"))
+                .where(messages.c.direction == direction, messages.c.status == QUEUED)
+                .group_by(messages.c.conversation_id).order_by("first")
+            ).all()
+        return [row[0] for row in rows]
+
+    def _select(self, where, limit: Optional[int] = None) -> List[StoredMessage]:
+        query = (sa.select(messages, conversations.c.channel, conversations.c.external_id,
+                           conversations.c.customer_name)
+                 .join(conversations, conversations.c.id == messages.c.conversation_id)
+                 .where(where).order_by(messages.c.id))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [
+            StoredMessage(
+                id=r["id"], conversation_id=r["conversation_id"], direction=r["direction"],
+                kind=r["kind"], text=r["text"], payload=r["payload"],
+                buttons=[Button(**b) for b in json.loads(r["buttons"] or "[]")],
+                image=r["image"], meta=json.loads(r["meta"] or "{}"), status=r["status"],
+                attempts=r["attempts"], created_at=r["created_at"], channel=r["channel"],
+                external_id=r["external_id"], customer_name=r["customer_name"],
+            )
+            for r in rows
+        ]

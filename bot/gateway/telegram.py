@@ -1,0 +1,238 @@
+"""Telegram, through python-telegram-bot.
+
+Webhook mode (TELEGRAM_WEBHOOK_URL set): Telegram posts updates to our Sanic
+route, which checks the secret token in constant time and awaits the
+Application's handlers, so each message is stored before Telegram gets 200.
+
+Polling mode (otherwise): our own getUpdates loop over PTB's Bot. PTB's
+Updater confirms updates before handlers have run; this loop confirms an
+update (by advancing the offset) only after it is stored, so a crash loses
+nothing and Telegram's redelivery is absorbed by the store's idempotency.
+
+Replies go out as plain text (no parse_mode), so *, _ and <b> reach the
+customer exactly as written; long text is split at Telegram's limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Optional
+
+from sanic import Request, Sanic, response
+from sanic.response import HTTPResponse
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, MessageHandler
+from telegram.ext import filters as tg_filters
+
+from bot.gateway.messages import InboundMessage, OutboundMessage
+from bot.gateway.service import Gateway, SendError
+from bot.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for inline button data
+
+UNSUPPORTED_REPLY = (
+    "Thanks for sending that! I can only read text messages here, so could you tell "
+    "me in words what you need? If it's about a damaged or wrong item, describe it and "
+    "our team can ask for photos when they pick it up."
+)
+
+
+def keyboard(message: OutboundMessage) -> Optional[InlineKeyboardMarkup]:
+    buttons = []
+    for button in message.buttons:
+        if len(button.payload.encode()) > CALLBACK_DATA_LIMIT:
+            log.warning("button %r dropped: payload over 64 bytes", button.title)
+            continue
+        buttons.append([InlineKeyboardButton(button.title, callback_data=button.payload)])
+    return InlineKeyboardMarkup(buttons) if buttons else None
+
+
+def button_title(message: Optional[Message], data: str) -> Optional[str]:
+    """The title of the pressed button, for the transcript."""
+    markup = message.reply_markup if message else None
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            if button.callback_data == data:
+                return button.text
+    return None
+
+
+class TelegramChannel:
+    name = CHANNEL
+    max_text_length = MessageLimit.MAX_TEXT_LENGTH
+
+    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        builder = (Application.builder().token(settings.telegram_bot_token).updater(None)
+                   # Throttle to Telegram's limits; on 429 our outbox waits and retries.
+                   .rate_limiter(AIORateLimiter(max_retries=0)))
+        if settings.telegram_api_base_url:
+            builder = builder.base_url(settings.telegram_api_base_url)
+        self.application = builder.build()
+        self.application.add_handler(CallbackQueryHandler(self._on_callback))
+        self.application.add_handler(MessageHandler(
+            tg_filters.ChatType.PRIVATE & tg_filters.UpdateType.MESSAGES, self._on_message))
+        self.application.add_handler(MessageHandler(~tg_filters.ChatType.PRIVATE,
+                                                    self._on_group_message))
+        self._poller: Optional[asyncio.Task] = None
+
+    # --- lifecycle -------------------------------------------------------
+    async def start(self, app: Sanic) -> None:
+        await self.application.initialize()
+        await self.application.start()
+        if self.settings.telegram_webhook_url:
+            app.add_route(self._webhook, WEBHOOK_PATH, methods=["POST"],
+                          name="telegram_webhook")
+            await self.application.bot.set_webhook(
+                self.settings.telegram_webhook_url, secret_token=self.settings.
+                telegram_webhook_secret, allowed_updates=ALLOWED_UPDATES)
+            log.info("Telegram: webhook mode at %s", self.settings.telegram_webhook_url)
+        else:
+            await self.application.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+            log.info("Telegram: polling mode")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await self.application.stop()
+        await self.application.shutdown()
+
+    # --- receiving -------------------------------------------------------
+    async def _poll(self) -> None:
+        offset: Optional[int] = None
+        failures = 0
+        while True:
+            try:
+                updates = await self.application.bot.get_updates(
+                    offset=offset, timeout=25, allowed_updates=ALLOWED_UPDATES)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as error:
+                await asyncio.sleep(_seconds(error.retry_after))
+                continue
+            except TelegramError as error:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** failures)
+                log.warning("Telegram getUpdates failed (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                continue
+            for update in updates:
+                await self.application.process_update(update)
+                offset = update.update_id + 1  # confirmed only once stored
+
+    async def _webhook(self, request: Request) -> HTTPResponse:
+        given = request.headers.get(SECRET_HEADER, "")
+        expected = self.settings.telegram_webhook_secret or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return response.json({"error": "wrong secret token"}, status=403)
+        try:
+            update = Update.de_json(request.json, self.application.bot)
+        except Exception:  # noqa: BLE001 - malformed body from whoever posted it
+            return response.json({"error": "body is not a Telegram update"}, status=400)
+        if update is None:
+            return response.json({"error": "body is not a Telegram update"}, status=400)
+        await self.application.process_update(update)
+        return response.json({"ok": True})
+
+    async def _on_message(self, update: Update, context) -> None:  # noqa: ANN001
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or update.effective_chat is None:
+            return
+        edited = update.edited_message is not None
+        # An edit is a new message to us: the customer corrected themselves.
+        message_key = (f"{message.message_id}:edit:{int(message.edit_date.timestamp())}"
+                       if edited and message.edit_date else str(message.message_id))
+        inbound_text = message.text or message.caption
+        common = dict(
+            channel=CHANNEL, external_id=str(update.effective_chat.id),
+            channel_message_id=message_key, sender_name=user.first_name if user else None,
+            metadata={"username": user.username} if user and user.username else {},
+        )
+        if message.text:
+            await self.gateway.receive(InboundMessage(text=message.text, **common))
+            return
+        kind = _media_kind(message)
+        log.info("Telegram: %s from chat %s answered without NLU", kind,
+                 update.effective_chat.id)
+        text = f"[{kind}]" + (f" {inbound_text}" if inbound_text else "")
+        await self.gateway.receive(InboundMessage(text=text, **common),
+                                   auto_reply=OutboundMessage(UNSUPPORTED_REPLY))
+
+    async def _on_callback(self, update: Update, context) -> None:  # noqa: ANN001
+        query = update.callback_query
+        if query is None or query.data is None or query.message is None:
+            return
+        try:
+            await query.answer()  # stops the button's loading spinner
+        except TelegramError as error:
+            log.debug("answerCallbackQuery failed: %s", error)
+        if query.message.chat.type != ChatType.PRIVATE:
+            return
+        title = button_title(query.message, query.data) or query.data
+        await self.gateway.receive(InboundMessage(
+            channel=CHANNEL, external_id=str(query.message.chat.id),
+            channel_message_id=f"callback:{query.id}", text=title, payload=query.data,
+            sender_name=query.from_user.first_name if query.from_user else None,
+        ))
+
+    async def _on_group_message(self, update: Update, context) -> None:  # noqa: ANN001
+        chat = update.effective_chat
+        log.info("Telegram: skipped a message in %s chat %s (the bot serves DMs)",
+                 chat.type if chat else "?", chat.id if chat else "?")
+
+    # --- sending ---------------------------------------------------------
+    async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
+        # The gateway has already split text to max_text_length, one row per part.
+        sent_id: Optional[str] = None
+        try:
+            if message.text:
+                sent = await self.application.bot.send_message(
+                    chat_id=int(external_id), text=message.text, reply_markup=keyboard(message))
+                sent_id = str(sent.message_id)
+            if message.image:
+                sent = await self.application.bot.send_photo(int(external_id), message.image)
+                sent_id = str(sent.message_id)
+        except RetryAfter as error:
+            raise SendError(str(error), retry_after=_seconds(error.retry_after)) from None
+        except Forbidden as error:  # blocked by the user, or kicked
+            raise SendError(str(error), permanent=True) from None
+        except BadRequest as error:
+            raise SendError(str(error), permanent=True) from None
+        except NetworkError as error:  # timeouts and 5xx
+            raise SendError(str(error)) from None
+        return sent_id
+
+    async def typing(self, external_id: str) -> None:
+        await self.application.bot.send_chat_action(int(external_id), ChatAction.TYPING)
+
+
+def _media_kind(message: Message) -> str:
+    for kind in ("photo", "sticker", "voice", "video", "video_note", "audio", "document",
+                 "location", "contact", "animation", "poll", "venue", "dice"):
+        if getattr(message, kind, None):
+            return kind
+    return "message"
+
+
+def _seconds(value) -> float:  # noqa: ANN001 - int in PTB 22, timedelta later
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)

@@ -1,0 +1,128 @@
+"""Running the gateway in-process for tests, with a stand-in for Rasa's REST channel.
+
+The stand-in lets tests make Rasa slow, down, or answer with buttons, which
+the real server cannot be told to do on cue. End-to-end tests against the real
+Rasa stack live elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+import httpx
+from aiohttp import web
+from sanic import Sanic
+
+from bot.gateway.app import create_app
+from bot.gateway.service import RetryPolicy
+from bot.gateway.settings import Settings
+
+# Several gateway apps start and stop in one test process; Sanic supports that
+# in test mode (it keeps the original methods its touch-up step rewrites).
+Sanic.test_mode = True
+
+FAST_RETRY = RetryPolicy(first_delay=0.05, max_delay=0.3, max_send_attempts=5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RasaStandIn:
+    """Answers like Rasa's REST webhook: 'echo: <text>', or buttons, or a long text."""
+
+    port: int = field(default_factory=free_port)
+    delay: float = 0.0
+    received: List[Dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _runner: Optional[web.AppRunner] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", self._webhook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def texts_for(self, sender: str) -> List[str]:
+        return [r["message"] for r in self.received if r["sender"] == sender]
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        self.received.append(body)
+        text = body["message"]
+        if text == "buttons please":
+            return web.json_response([{"recipient_id": body["sender"], "text": "Pick one",
+                                       "buttons": [{"title": "Yes", "payload": "/affirm"},
+                                                   {"title": "No", "payload": "/deny"}]}])
+        if text == "long answer please":
+            return web.json_response([{"recipient_id": body["sender"],
+                                       "text": ("word " * 1000 + "\n\n") * 2}])
+        return web.json_response([{"recipient_id": body["sender"], "text": f"echo: {text}"}])
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Any]:
+    """The gateway app serving on settings.port; yields the app (ctx.gateway inside)."""
+    app = create_app(settings, retry=FAST_RETRY)
+    server = await app.create_server(host=settings.host, port=settings.port,
+                                     return_asyncio_server=True, access_log=False)
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield app
+    finally:
+        await server.before_stop()
+        await server.close()
+        await server.wait_closed()
+        await server.after_stop()
+
+
+def gateway_settings(tmp_path, rasa_url: str, **changes: Any) -> Settings:
+    values = dict(database_url=f"sqlite:///{tmp_path / 'gateway.db'}", rasa_url=rasa_url,
+                  host="127.0.0.1", port=free_port())
+    values.update(changes)
+    return Settings(**values)
+
+
+def client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://{settings.host}:{settings.port}", timeout=10)
+
+
+async def eventually(check, timeout: float = 10.0, interval: float = 0.05):  # noqa: ANN001
+    """Poll ``check()`` (sync or async) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: last {result!r}")
+        await asyncio.sleep(interval)
