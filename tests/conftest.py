@@ -10,6 +10,7 @@ from typing import Tuple
 import pytest
 
 from bot.brand import PROJECT_ROOT
+from tests.fake_telegram import fake_telegram_fixture  # noqa: F401 - registers the fixture
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 

@@ -50,7 +50,7 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
 
             telegram = TelegramChannel(settings, gateway)
             gateway.add_channel(telegram)
-            await telegram.start(app)
+            await telegram.start()
             app.ctx.telegram = telegram
         await gateway.start()
 
@@ -59,6 +59,13 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         if app.ctx.telegram is not None:
             await app.ctx.telegram.stop()
         await app.ctx.gateway.stop()
+
+    if settings.telegram_bot_token and settings.telegram_webhook_url:
+        from bot.gateway.telegram import WEBHOOK_PATH
+
+        @app.post(WEBHOOK_PATH)
+        async def telegram_webhook(request: Request) -> HTTPResponse:
+            return await request.app.ctx.telegram.webhook(request)
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:

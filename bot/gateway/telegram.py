@@ -20,7 +20,7 @@ import hmac
 import logging
 from typing import Optional
 
-from sanic import Request, Sanic, response
+from sanic import Request, response
 from sanic.response import HTTPResponse
 from telegram import (
     InlineKeyboardButton,
@@ -93,12 +93,10 @@ class TelegramChannel:
         self._poller: Optional[asyncio.Task] = None
 
     # --- lifecycle -------------------------------------------------------
-    async def start(self, app: Sanic) -> None:
+    async def start(self) -> None:
         await self.application.initialize()
         await self.application.start()
         if self.settings.telegram_webhook_url:
-            app.add_route(self._webhook, WEBHOOK_PATH, methods=["POST"],
-                          name="telegram_webhook")
             await self.application.bot.set_webhook(
                 self.settings.telegram_webhook_url, secret_token=self.settings.
                 telegram_webhook_secret, allowed_updates=ALLOWED_UPDATES)
@@ -139,7 +137,8 @@ class TelegramChannel:
                 await self.application.process_update(update)
                 offset = update.update_id + 1  # confirmed only once stored
 
-    async def _webhook(self, request: Request) -> HTTPResponse:
+    async def webhook(self, request: Request) -> HTTPResponse:
+        """Sanic handler for WEBHOOK_PATH (registered by the app in webhook mode)."""
         given = request.headers.get(SECRET_HEADER, "")
         expected = self.settings.telegram_webhook_secret or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
