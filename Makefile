@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install train run shell test lint validate clean
+.PHONY: help install browser train run shell test lint validate clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,10 +27,20 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
+browser: ## Install Debian's Chromium for the browser tests (needs root; never downloads a browser build)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: chromium is not installed; browser tests will skip (sudo apt-get install chromium)"; \
+	  fi; \
+	fi
+
 train: install ## Train the model (skipped when data and config are unchanged)
 	$(BIN)/python -m bot.train
 
-run: train ## Run the bot locally: Rasa server and action server (Ctrl-C stops all)
+run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (Ctrl-C stops all)
 	@mkdir -p var
 	$(BIN)/honcho start -f Procfile
 
@@ -43,7 +53,7 @@ validate: install ## Check the training data for mistakes
 lint: install ## Lint the Python code
 	$(BIN)/ruff check bot actions tests
 
-test: install lint ## Lint, train if needed, then run all tests
+test: install browser lint ## Lint, train if needed, then run all tests
 	$(BIN)/pytest
 
 clean: ## Remove trained models, test output and local data
