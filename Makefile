@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install browser train run shell test lint validate clean
+.PHONY: help install browser train run shell test lint validate clean bench
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,10 +51,13 @@ validate: install ## Check the training data for mistakes
 	$(BIN)/rasa data validate
 
 lint: install ## Lint the Python code
-	$(BIN)/ruff check bot actions tests
+	$(BIN)/ruff check bot actions tests bench
 
 test: install browser lint ## Lint, train if needed, then run all tests
 	$(BIN)/pytest
 
 clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache
+
+bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
+	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3

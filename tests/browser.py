@@ -24,8 +24,9 @@ def chromium_or_skip() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture
-async def browser_page():
+@pytest.fixture(name="browser_page")
+async def browser_page_fixture():
+    """A fresh page in headless Debian Chromium."""
     from playwright.async_api import async_playwright
 
     executable = chromium_or_skip()

@@ -10,6 +10,7 @@ from typing import Tuple
 import pytest
 
 from bot.brand import PROJECT_ROOT
+from tests.browser import browser_page_fixture  # noqa: F401 - registers browser_page
 from tests.fake_telegram import fake_telegram_fixture  # noqa: F401 - registers the fixture
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -46,3 +47,14 @@ def agent(model_path: Path):
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture
+async def rasa():
+    """A stand-in for Rasa's REST channel that tests can slow down, stop and restart."""
+    from tests.gateway_support import RasaStandIn
+
+    stand_in = RasaStandIn()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()

@@ -8,20 +8,11 @@ import pytest
 import yaml
 
 from tests.gateway_support import (
-    RasaStandIn,
     client,
     eventually,
     gateway_settings,
     running_gateway,
 )
-
-
-@pytest.fixture
-async def rasa():
-    stand_in = RasaStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
 
 
 def dm(text: str, message_id: str, conversation: str = "c1", name: str = "Amara Okafor"):

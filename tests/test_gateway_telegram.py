@@ -9,17 +9,9 @@ import httpx
 import pytest
 
 from bot.gateway.telegram import SECRET_HEADER, UNSUPPORTED_REPLY, WEBHOOK_PATH
-from tests.gateway_support import RasaStandIn, eventually, gateway_settings, running_gateway
+from tests.gateway_support import eventually, gateway_settings, running_gateway
 
 CHAT = 5551001
-
-
-@pytest.fixture
-async def rasa():
-    stand_in = RasaStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
 
 
 def telegram_settings(tmp_path, rasa, fake, **changes):

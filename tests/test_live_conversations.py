@@ -158,10 +158,11 @@ def test_hostile_complaint_gets_empathy_and_a_person(live_agent):
     ("opening", "email", "description"),
     [
         # Descriptions that, out of context, read as requests of their own.
-        ("my card keeps getting declined at checkout", "tom.hale@mail.example",
+        # Opened as a button press would, so the test is about the answers.
+        ("/payment_problem", "tom.hale@mail.example",
          "it says payment failed every time i try"),
-        ("sign up is not working for me",
-         "nina.w@example.com", "waited an hour and checked spam too"),
+        ("/registration_problem", "nina.w@example.com",
+         "waited an hour and checked spam too"),
     ],
 )
 def test_free_text_answers_fill_the_form_whatever_they_sound_like(

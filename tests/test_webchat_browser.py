@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.browser import browser_page  # noqa: F401 - fixture
-from tests.gateway_support import RasaStandIn, gateway_settings, running_gateway
-
-
-@pytest.fixture
-async def rasa():
-    stand_in = RasaStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
+from tests.gateway_support import gateway_settings, running_gateway
 
 
 async def test_a_customer_chats_from_the_browser(tmp_path, rasa, browser_page):

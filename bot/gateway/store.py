@@ -202,10 +202,7 @@ class Store:
 
     def next_inbound(self, conversation_id: str) -> Optional[StoredMessage]:
         """The oldest unprocessed message of a conversation (strict order)."""
-        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
-                                    messages.c.direction == "in",
-                                    messages.c.status == QUEUED), limit=1)
-        return rows[0] if rows else None
+        return self._next_queued(conversation_id, "in")
 
     def conversations_with_queued_inbound(self) -> List[str]:
         return self._queued_conversations("in")
@@ -234,10 +231,8 @@ class Store:
             return self._insert_outbound(db, conversation_id, kind, message, now or time.time())
 
     def next_outbound(self, conversation_id: str) -> Optional[StoredMessage]:
-        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
-                                    messages.c.direction == "out",
-                                    messages.c.status == QUEUED), limit=1)
-        return rows[0] if rows else None
+        """The oldest undelivered reply of a conversation (strict order)."""
+        return self._next_queued(conversation_id, "out")
 
     def conversations_with_queued_outbound(self) -> List[str]:
         return self._queued_conversations("out")
@@ -277,6 +272,12 @@ class Store:
             buttons=buttons if message.buttons else None, image=message.image,
             status=QUEUED, attempts=0, created_at=now,
         )).inserted_primary_key[0]
+
+    def _next_queued(self, conversation_id: str, direction: str) -> Optional[StoredMessage]:
+        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.direction == direction,
+                                    messages.c.status == QUEUED), limit=1)
+        return rows[0] if rows else None
 
     def _queued_conversations(self, direction: str) -> List[str]:
         with self.engine.connect() as db:
