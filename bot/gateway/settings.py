@@ -27,6 +27,7 @@ class Settings:
     telegram_webhook_secret: Optional[str] = None
     telegram_agent_chat_id: Optional[str] = None
     webchat: bool = True
+    agent_api_token: Optional[str] = None  # enables /api/v1/handoffs for agents
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -58,6 +59,7 @@ class Settings:
             telegram_webhook_secret=text("TELEGRAM_WEBHOOK_SECRET"),
             telegram_agent_chat_id=text("TELEGRAM_AGENT_CHAT_ID"),
             webchat=(text("WEBCHAT") or "on").lower() not in {"0", "off", "false", "no"},
+            agent_api_token=text("AGENT_API_TOKEN"),
         )
         if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
             raise SettingsError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET, so "

@@ -62,6 +62,26 @@ messages = sa.Table(
     sa.UniqueConstraint("conversation_id", "direction", "channel_message_id",
                         name="uq_channel_message"),
 )
+handoffs = sa.Table(
+    "handoffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False, index=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("context", sa.Text, nullable=False, default="{}"),  # details, turns, detail
+    sa.Column("status", sa.String(16), nullable=False),  # open | claimed | resolved
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sla_due_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("csat", sa.Integer),
+    sa.Column("notes", sa.Text, nullable=False, default="[]"),  # internal, JSON list
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
@@ -75,6 +95,17 @@ class Received:
     message_id: int
     duplicate: bool
     acknowledge: bool  # first message, or the first after a quiet gap
+
+
+@dataclass(frozen=True)
+class HandoffRequest:
+    """What Rasa's action_escalate asked for, ready to store."""
+
+    reason: str
+    priority: str
+    summary: str
+    context: Dict[str, Any]
+    sla_due_at: float
 
 
 @dataclass(frozen=True)
@@ -208,16 +239,30 @@ class Store:
         return self._queued_conversations("in")
 
     def complete_inbound(self, message_id: int, replies: List[OutboundMessage],
-                         now: Optional[float] = None) -> List[int]:
-        """Mark a message processed and queue its replies, atomically."""
+                         handoff: Optional[HandoffRequest] = None,
+                         now: Optional[float] = None) -> Optional[int]:
+        """Mark a message processed, queue its replies and open a handoff, atomically.
+
+        Returns the new handoff's id, if one was opened.
+        """
         now = now or time.time()
+        handoff_id = None
         with self._write() as db:
             conv_id = db.execute(sa.select(messages.c.conversation_id)
                                  .where(messages.c.id == message_id)).scalar_one()
-            ids = [self._insert_outbound(db, conv_id, "reply", reply, now) for reply in replies]
+            for reply in replies:
+                self._insert_outbound(db, conv_id, "reply", reply, now)
             db.execute(messages.update().where(messages.c.id == message_id)
                        .values(status=DONE, done_at=now))
-        return ids
+            if handoff is not None:
+                handoff_id = db.execute(handoffs.insert().values(
+                    conversation_id=conv_id, reason=handoff.reason, priority=handoff.priority,
+                    summary=handoff.summary, context=json.dumps(handoff.context),
+                    status="open", created_at=now, sla_due_at=handoff.sla_due_at, notes="[]",
+                )).inserted_primary_key[0]
+                db.execute(conversations.update().where(conversations.c.id == conv_id)
+                           .values(mode="human"))
+        return handoff_id
 
     def record_attempt(self, message_id: int, error: str) -> None:
         with self._write() as db:
@@ -249,6 +294,75 @@ class Store:
             db.execute(messages.update().where(messages.c.id == message_id).values(
                 status=FAILED, last_error=error[:2000], attempts=messages.c.attempts + 1,
                 done_at=time.time()))
+
+    # --- handoffs --------------------------------------------------------
+    def handoff(self, handoff_id: int) -> Optional[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id)
+                             ).mappings().first()
+        return _handoff_dict(row) if row else None
+
+    def open_handoff_for(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The conversation's handoff not yet resolved, if any."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(handoffs).where(
+                handoffs.c.conversation_id == conversation_id,
+                handoffs.c.status != "resolved").order_by(handoffs.c.id.desc())
+            ).mappings().first()
+        return _handoff_dict(row) if row else None
+
+    def handoff_queue(self, include_resolved: bool = False) -> List[Dict[str, Any]]:
+        """Most urgent first, then longest waiting."""
+        rank = sa.case({p: i for i, p in enumerate(("urgent", "high", "normal", "low"))},
+                       value=handoffs.c.priority, else_=9)
+        query = sa.select(handoffs).order_by(rank, handoffs.c.created_at)
+        if not include_resolved:
+            query = query.where(handoffs.c.status != "resolved")
+        with self.engine.connect() as db:
+            return [_handoff_dict(r) for r in db.execute(query).mappings().all()]
+
+    def claim_handoff(self, handoff_id: int, agent: str, now: Optional[float] = None) -> None:
+        with self._write() as db:
+            db.execute(handoffs.update().where(handoffs.c.id == handoff_id,
+                                               handoffs.c.status != "resolved")
+                       .values(status="claimed", claimed_by=agent, claimed_at=now or time.time()))
+
+    def resolve_handoff(self, handoff_id: int, agent: str,
+                        question: Optional[OutboundMessage] = None,
+                        now: Optional[float] = None) -> None:
+        """Close the handoff, give the conversation back to the bot, queue ``question``."""
+        now = now or time.time()
+        with self._write() as db:
+            conv_id = db.execute(sa.select(handoffs.c.conversation_id)
+                                 .where(handoffs.c.id == handoff_id)).scalar_one()
+            db.execute(handoffs.update().where(handoffs.c.id == handoff_id).values(
+                status="resolved", resolved_at=now,
+                claimed_by=sa.func.coalesce(handoffs.c.claimed_by, agent)))
+            db.execute(conversations.update().where(conversations.c.id == conv_id)
+                       .values(mode="bot"))
+            if question is not None:
+                self._insert_outbound(db, conv_id, "csat", question, now)
+
+    def add_note(self, handoff_id: int, agent: str, text: str,
+                 now: Optional[float] = None) -> None:
+        with self._write() as db:
+            notes = json.loads(db.execute(sa.select(handoffs.c.notes).where(
+                handoffs.c.id == handoff_id)).scalar_one() or "[]")
+            notes.append({"agent": agent, "text": text, "at": now or time.time()})
+            db.execute(handoffs.update().where(handoffs.c.id == handoff_id)
+                       .values(notes=json.dumps(notes)))
+
+    def record_csat(self, conversation_id: str, score: int) -> Optional[int]:
+        """Store a satisfaction score on the conversation's latest resolved handoff."""
+        with self._write() as db:
+            handoff_id = db.execute(sa.select(handoffs.c.id).where(
+                handoffs.c.conversation_id == conversation_id,
+                handoffs.c.status == "resolved").order_by(handoffs.c.id.desc()).limit(1)
+            ).scalar()
+            if handoff_id is not None:
+                db.execute(handoffs.update().where(handoffs.c.id == handoff_id)
+                           .values(csat=score))
+        return handoff_id
 
     # --- reading ---------------------------------------------------------
     def transcript(self, conversation_id: str, after_id: int = 0) -> List[StoredMessage]:
@@ -308,3 +422,10 @@ class Store:
             )
             for r in rows
         ]
+
+
+def _handoff_dict(row) -> Dict[str, Any]:  # noqa: ANN001 - a SQLAlchemy mapping row
+    data = dict(row)
+    data["context"] = json.loads(data["context"] or "{}")
+    data["notes"] = json.loads(data["notes"] or "[]")
+    return data

@@ -1,0 +1,179 @@
+"""Sentiment of every message, as a Rasa NLU component.
+
+Adds ``"sentiment": {"label": "hostile" | "negative" | "neutral" | "positive",
+"score": <probability>}`` to each parse result, so escalation can react to a
+customer turning hostile or souring over several turns.
+
+Hostile means abusive, insulting, threatening or swearing *at* someone;
+negative is dissatisfied but civil. The model is a linear classifier over
+character and word n-grams plus lexicon signals: VADER's polarity scores
+(the vaderSentiment package ships its lexicon) and whether profanity, including
+censored forms like f*ck and sh!t, is aimed at "you". It is trained from
+``data/nlu/sentiment.yml``, which trainers edit; that file's content is part of
+the component's fingerprint, so changing it retrains the component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import joblib
+import numpy as np
+import yaml
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+LABELS = ("hostile", "negative", "neutral", "positive")
+SENTIMENT = "sentiment"
+MODEL_FILE = "sentiment.joblib"
+
+# Swearing, plain or censored (f*ck, f**k, sh!t, b*llocks...), and insulting words.
+_ABUSIVE = re.compile(
+    r"\b(f[\W_u]?[\W_c]?k\w*|f\*+\w*|fk\w*|sh[i!1*]t\w*|b[o*]ll[o*]cks|bastard\w*|"
+    r"crap\w*|wtf|ffs|stfu|piss\w*|d[i*]ck\w*|twat\w*|w[a*]nk\w*|arse\w*|ass(hole)?s?|"
+    r"damn\w*|bloody|idiot\w*|moron\w*|clown\w*|useless|pathetic|scum\w*|thie(f|ves)|"
+    r"incompetent|stupid|liars?|crooks?|joke)\b",
+    re.IGNORECASE,
+)
+_AT_SOMEONE = re.compile(r"\b(you|your|you're|youre|u|ur|yall|y'all|lot|staff|team)\b",
+                         re.IGNORECASE)
+_THREAT = re.compile(r"\b(i'?ll|gonna|going to|will)\b.{0,30}\b(find|come|sort|hurt|smash|"
+                     r"destroy|end)\b", re.IGNORECASE)
+
+
+def load_examples(path: Path) -> List[Tuple[str, str]]:
+    """(text, label) pairs from a sentiment data file; errors name the problem."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    blocks = data.get("sentiment")
+    if not isinstance(blocks, list):
+        raise ValueError(f"{path}: expected a top-level 'sentiment:' list")
+    examples: List[Tuple[str, str]] = []
+    for block in blocks:
+        label = block.get("label")
+        if label not in LABELS:
+            raise ValueError(f"{path}: label {label!r} is not one of {LABELS}")
+        for line in str(block.get("examples", "")).splitlines():
+            text = line.strip()
+            if text.startswith("- "):
+                examples.append((text[2:].strip(), label))
+    return examples
+
+
+class SentimentModel:
+    """The classifier itself, independent of Rasa (trained, saved, evaluated)."""
+
+    def __init__(self) -> None:
+        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                                     min_df=1, lowercase=True)
+        self.words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
+                                     token_pattern=r"[\w*!']+", lowercase=True)
+        self.classifier = LogisticRegression(C=8.0, max_iter=3000, class_weight="balanced")
+        self._vader = SentimentIntensityAnalyzer()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_vader")  # rebuilt from the package's lexicon on load
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._vader = SentimentIntensityAnalyzer()
+
+    def _signals(self, texts: List[str]) -> csr_matrix:
+        rows = []
+        for text in texts:
+            vader = self._vader.polarity_scores(text)
+            letters = [c for c in text if c.isalpha()]
+            caps = sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
+            profane = bool(_ABUSIVE.search(text))
+            rows.append([
+                vader["neg"], vader["pos"], vader["compound"],
+                caps, min(text.count("!"), 5) / 5,
+                float(profane), float(profane and bool(_AT_SOMEONE.search(text))),
+                float(bool(_THREAT.search(text))),
+            ])
+        return csr_matrix(np.array(rows) * 3.0)  # scaled to weigh against n-grams
+
+    def _features(self, texts: List[str]) -> csr_matrix:
+        return hstack([self.chars.transform(texts), self.words.transform(texts),
+                       self._signals(texts)]).tocsr()
+
+    def fit(self, texts: List[str], labels: List[str]) -> SentimentModel:
+        self.chars.fit(texts)
+        self.words.fit(texts)
+        self.classifier.fit(self._features(texts), labels)
+        return self
+
+    def predict(self, texts: List[str]) -> List[Tuple[str, float]]:
+        probabilities = self.classifier.predict_proba(self._features(texts))
+        classes = list(self.classifier.classes_)
+        return [(classes[int(row.argmax())], float(row.max())) for row in probabilities]
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
+class SentimentAnalyzer(GraphComponent):
+    """Rasa wrapper: trains from the sentiment file, tags every message."""
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        return {"data": "data/nlu/sentiment.yml"}
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """The data file is not Rasa training data, so its content joins the fingerprint."""
+        path = Path(config.get("data", cls.get_default_config()["data"]))
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
+                 resource: Resource, model: Optional[SentimentModel] = None) -> None:
+        self._config = config
+        self._storage = model_storage
+        self._resource = resource
+        self._model = model
+
+    @classmethod
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> SentimentAnalyzer:
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        path = Path(self._config["data"])
+        examples = load_examples(path)
+        missing = set(LABELS) - {label for _, label in examples}
+        if missing:
+            raise ValueError(f"{path}: no examples for {sorted(missing)}")
+        texts, labels = zip(*examples, strict=False)
+        self._model = SentimentModel().fit(list(texts), list(labels))
+        with self._storage.write_to(self._resource) as directory:
+            joblib.dump(self._model, directory / MODEL_FILE)
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> SentimentAnalyzer:
+        with model_storage.read_from(resource) as directory:
+            model = joblib.load(directory / MODEL_FILE)
+        return cls(config, model_storage, resource, model)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        texts = [m.get("text") or "" for m in messages]
+        if self._model is None or not any(texts):
+            return messages
+        for message, (label, score) in zip(messages, self._model.predict(texts), strict=True):
+            message.set(SENTIMENT, {"label": label, "score": round(score, 4)},
+                        add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data

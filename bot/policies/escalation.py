@@ -1,0 +1,93 @@
+"""Escalation as a dialogue decision: a Rasa policy that hands over to a person.
+
+Right after each customer message it reads the whole conversation (intent,
+confidence and sentiment of every turn) and, when a trigger in
+escalation.yml fires, predicts ``action_escalate`` with full confidence at a
+priority above the rules. The trigger and its priority travel with the
+prediction as slot events, so action_escalate records exactly why.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.escalation_rules import EscalationRules, Turn
+
+ESCALATE = "action_escalate"
+TRIGGER_SLOT = "escalation_trigger"
+TRIGGER_PRIORITY_SLOT = "escalation_trigger_priority"
+TRIGGER_DETAIL_SLOT = "escalation_trigger_detail"
+
+
+def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
+    """The customer's turns in the current session, as the NLU read them."""
+    turns: List[Turn] = []
+    previous: Optional[str] = None
+    for event in tracker.applied_events():
+        if isinstance(event, ActionExecuted) and event.action_name not in (
+                None, ACTION_LISTEN_NAME):
+            previous = event.action_name
+        elif isinstance(event, UserUttered):
+            parse = event.parse_data or {}
+            sentiment = parse.get("sentiment") or {}
+            turns.append(Turn(
+                text=event.text or "", intent=event.intent_name,
+                confidence=float((event.intent or {}).get("confidence") or 0.0),
+                sentiment=sentiment.get("label"),
+                sentiment_score=float(sentiment.get("score") or 0.0),
+                previous_bot_action=previous,
+            ))
+    return turns
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT], is_trainable=False)
+class EscalationPolicy(Policy):
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        # Above RulePolicy (6): a hostile or sensitive message overrides any rule.
+        return {"priority": 7, "config": None}
+
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
+                 resource: Resource, execution_context: ExecutionContext,
+                 featurizer: Any = None) -> None:
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+        self.rules = EscalationRules.load(config.get("config"))
+
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain,
+              **kwargs: Any) -> Resource:
+        return self.resource  # nothing to learn: the triggers are configuration
+
+    def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: Optional[Dict[str, Any]] = None,
+                                     **kwargs: Any) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        just_spoke = tracker.latest_action_name == ACTION_LISTEN_NAME
+        if (not just_spoke or tracker.is_paused() or tracker.get_slot("escalated")
+                or ESCALATE not in domain.action_names_or_texts):
+            return self._prediction(probabilities)
+        decision = self.rules.decide(turns_from_tracker(tracker))
+        if decision is None:
+            return self._prediction(probabilities)
+        probabilities[domain.index_for_action(ESCALATE)] = 1.0
+        return self._prediction(probabilities, events=[
+            SlotSet(TRIGGER_SLOT, decision.reason),
+            SlotSet(TRIGGER_PRIORITY_SLOT, decision.priority),
+            SlotSet(TRIGGER_DETAIL_SLOT, decision.detail),
+        ])
+
+    @classmethod
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> EscalationPolicy:
+        return cls(config, model_storage, resource, execution_context)
