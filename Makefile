@@ -60,4 +60,5 @@ clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache
 
 bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
+	$(BIN)/python -m bench.sentiment
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3

@@ -205,3 +205,31 @@ async def test_clarifying_offers_the_likeliest_meanings_and_a_person():
     assert messages[0]["response"] == "utter_clarify"
     assert [b["payload"] for b in messages[0]["buttons"]] == [
         "/refund_status", "/request_refund", "/request_human"]
+
+
+async def test_escalation_hands_the_gateway_full_context_and_pauses_the_bot():
+    t = tracker(intent="request_human", text="human please",
+                slots={"case_topic": "request_refund", "order_id": "JL-204815",
+                       "email": "unknown"})
+    t.events = [{"event": "user", "text": "i want a refund", "timestamp": 1.0,
+                 "parse_data": {"intent": {"name": "request_refund", "confidence": 0.91},
+                                "sentiment": {"label": "negative", "score": 0.8}}},
+                {"event": "action", "name": "action_listen"}]
+    messages, events = await run(ActionEscalate(), t)
+    handoff = [m["custom"]["handoff"] for m in messages if m.get("custom")][0]
+    assert handoff["reason"] == "customer_request"
+    assert handoff["details"] == {"case_topic": "request_refund", "order_id": "JL-204815"}
+    assert handoff["turns"] == [{"text": "i want a refund", "at": 1.0,
+                                 "intent": "request_refund", "confidence": 0.91,
+                                 "sentiment": "negative", "sentiment_score": 0.8}]
+    assert {"event": "pause", "timestamp": None} in events
+    assert any(e.get("event") == "active_loop" and e.get("name") is None for e in events)
+
+
+async def test_a_policy_trigger_sets_reason_priority_and_the_empathy_line():
+    t = tracker(intent="complaint", text="you useless lot",
+                slots={"escalation_trigger": "hostile", "escalation_trigger_priority": "high"})
+    messages, events = await run(ActionEscalate(), t)
+    assert messages[0]["response"] == "utter_escalation_empathy"
+    slots = slots_set(events)
+    assert (slots["escalation_reason"], slots["escalation_priority"]) == ("hostile", "high")

@@ -70,6 +70,17 @@ def load_examples(path: Path) -> List[Tuple[str, str]]:
     return examples
 
 
+def held_out_split(examples: List[Tuple[str, str]], every: int = 5
+                   ) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """(train, held out): every ``every``-th example of each label is held out."""
+    train, held_out = [], []
+    seen = {label: 0 for label in LABELS}
+    for text, label in examples:
+        seen[label] += 1
+        (held_out if seen[label] % every == 0 else train).append((text, label))
+    return train, held_out
+
+
 class SentimentModel:
     """The classifier itself, independent of Rasa (trained, saved, evaluated)."""
 
@@ -103,7 +114,7 @@ class SentimentModel:
                 float(profane), float(profane and bool(_AT_SOMEONE.search(text))),
                 float(bool(_THREAT.search(text))),
             ])
-        return csr_matrix(np.array(rows) * 3.0)  # scaled to weigh against n-grams
+        return csr_matrix(np.array(rows))
 
     def _features(self, texts: List[str]) -> csr_matrix:
         return hstack([self.chars.transform(texts), self.words.transform(texts),

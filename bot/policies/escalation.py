@@ -67,12 +67,16 @@ class EscalationPolicy(Policy):
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain,
               **kwargs: Any) -> Resource:
-        return self.resource  # nothing to learn: the triggers are configuration
+        return self._resource  # nothing to learn: the triggers are configuration
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
                                      rule_only_data: Optional[Dict[str, Any]] = None,
                                      **kwargs: Any) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
+        if tracker.latest_action_name == ESCALATE:
+            # The handoff ends the bot's turn (Rasa pauses the conversation).
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities)
         just_spoke = tracker.latest_action_name == ACTION_LISTEN_NAME
         if (not just_spoke or tracker.is_paused() or tracker.get_slot("escalated")
                 or ESCALATE not in domain.action_names_or_texts):
