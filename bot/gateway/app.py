@@ -52,6 +52,11 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
 
             telegram = TelegramChannel(settings, gateway)
             gateway.add_channel(telegram)
+            if settings.telegram_agent_chat_id:
+                from bot.gateway.telegram_agents import TelegramAgentGroup
+
+                gateway.add_agent_surface(TelegramAgentGroup(
+                    telegram.application, settings.telegram_agent_chat_id, gateway))
             await telegram.start()
             app.ctx.telegram = telegram
         await gateway.start()

@@ -82,6 +82,16 @@ handoffs = sa.Table(
     sa.Column("notes", sa.Text, nullable=False, default="[]"),  # internal, JSON list
 )
 
+# Messages agents see in their Telegram group, and the handoff each belongs to,
+# so a reply to any of them reaches the right customer.
+agent_posts = sa.Table(
+    "agent_posts",
+    metadata,
+    sa.Column("chat_id", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(64), primary_key=True),
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
@@ -351,6 +361,24 @@ class Store:
             notes.append({"agent": agent, "text": text, "at": now or time.time()})
             db.execute(handoffs.update().where(handoffs.c.id == handoff_id)
                        .values(notes=json.dumps(notes)))
+
+    def remember_agent_post(self, chat_id: str, message_id: str, handoff_id: int) -> None:
+        with self._write() as db:
+            db.execute(agent_posts.insert().values(chat_id=chat_id, message_id=message_id,
+                                                   handoff_id=handoff_id))
+
+    def handoff_for_agent_post(self, chat_id: str, message_id: str) -> Optional[int]:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(agent_posts.c.handoff_id).where(
+                agent_posts.c.chat_id == chat_id, agent_posts.c.message_id == message_id)
+            ).scalar()
+
+    def card_for(self, handoff_id: int) -> Optional[tuple]:
+        """(chat_id, message_id) of the handoff's first post: its card."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(agent_posts.c.chat_id, agent_posts.c.message_id).where(
+                agent_posts.c.handoff_id == handoff_id).limit(1)).first()
+        return tuple(row) if row else None
 
     def record_csat(self, conversation_id: str, score: int) -> Optional[int]:
         """Store a satisfaction score on the conversation's latest resolved handoff."""
