@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install browser train run shell test lint validate clean bench
+.PHONY: help install browser train run shell agent test lint validate clean bench
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ train: install ## Train the model (skipped when data and config are unchanged)
 run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (Ctrl-C stops all)
 	@mkdir -p var
 	$(BIN)/honcho start -f Procfile
+
+agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam Patel"
+	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }
+	$(BIN)/python -m bot.gateway.agent_accounts add "$(USERNAME)" --name "$(NAME)"
 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell

@@ -92,6 +92,7 @@ async def reply(request: Request, handoff_id: int) -> HTTPResponse:
         message_id = await request.app.ctx.gateway.agent_reply(handoff_id, agent, text)
     except LookupError as missing:
         return error(404, str(missing))
+    request.app.ctx.inbox_events.changed()
     return json({"message_id": message_id}, status=202)
 
 
@@ -129,4 +130,5 @@ async def _simple(request: Request, handoff_id: int, what: str) -> HTTPResponse:
         return error(409, f"handoff {handoff_id} is already resolved")
     else:
         await gateway.resolve(handoff_id, agent)
+    request.app.ctx.inbox_events.changed()
     return json(handoff_json(gateway.store.handoff(handoff_id)))

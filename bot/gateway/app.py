@@ -15,6 +15,7 @@ from sanic.response import HTTPResponse
 from bot.brand import BrandProfile, brand
 from bot.gateway.agent_api import agents
 from bot.gateway.http_api import PollingChannel, api
+from bot.gateway.inbox import InboxEvents, inbox
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.service import Gateway, RetryPolicy
 from bot.gateway.settings import Settings
@@ -36,6 +37,8 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     app.ctx.api_channels = set(API_CHANNELS)
     app.blueprint(api)
     app.blueprint(agents)
+    app.blueprint(inbox)
+    app.ctx.inbox_events = InboxEvents()
     if settings.webchat:
         app.blueprint(webchat)
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         gateway = Gateway(store, RasaClient(settings.rasa_url), profile or brand(), retry)
         for name in (*API_CHANNELS, WEBCHAT):
             gateway.add_channel(PollingChannel(name))
+        gateway.add_agent_surface(app.ctx.inbox_events)
         app.ctx.gateway = gateway
         app.ctx.telegram = None
         if settings.telegram_bot_token:

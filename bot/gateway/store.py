@@ -92,6 +92,26 @@ agent_posts = sa.Table(
     sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False),
 )
 
+# People who answer customers in the web inbox (created with `make agent`).
+agent_accounts = sa.Table(
+    "agent_accounts",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+inbox_sessions = sa.Table(
+    "inbox_sessions",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), sa.ForeignKey("agent_accounts.username"),
+              nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
@@ -379,6 +399,38 @@ class Store:
             row = db.execute(sa.select(agent_posts.c.chat_id, agent_posts.c.message_id).where(
                 agent_posts.c.handoff_id == handoff_id).limit(1)).first()
         return tuple(row) if row else None
+
+    # --- agent accounts and inbox sessions ------------------------------
+    def save_agent(self, username: str, display_name: str, password_hash: str) -> None:
+        with self._write() as db:
+            db.execute(agent_accounts.delete().where(agent_accounts.c.username == username))
+            db.execute(agent_accounts.insert().values(
+                username=username, display_name=display_name, password_hash=password_hash,
+                created_at=time.time()))
+
+    def agent(self, username: str) -> Optional[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(agent_accounts).where(
+                agent_accounts.c.username == username)).mappings().first()
+        return dict(row) if row else None
+
+    def open_session(self, token: str, username: str, csrf: str, expires_at: float) -> None:
+        with self._write() as db:
+            db.execute(inbox_sessions.insert().values(token=token, username=username,
+                                                      csrf=csrf, expires_at=expires_at))
+
+    def session(self, token: str) -> Optional[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(inbox_sessions, agent_accounts.c.display_name)
+                             .join(agent_accounts)
+                             .where(inbox_sessions.c.token == token,
+                                    inbox_sessions.c.expires_at > time.time())
+                             ).mappings().first()
+        return dict(row) if row else None
+
+    def close_session(self, token: str) -> None:
+        with self._write() as db:
+            db.execute(inbox_sessions.delete().where(inbox_sessions.c.token == token))
 
     def record_csat(self, conversation_id: str, score: int) -> Optional[int]:
         """Store a satisfaction score on the conversation's latest resolved handoff."""

@@ -1,0 +1,104 @@
+"""The agents' web inbox: accounts, no data without login, CSRF, and a real browser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bot.brand import PROJECT_ROOT
+from bot.gateway.agent_accounts import add_agent, check_password, hash_password
+from tests.gateway_support import client, eventually, gateway_settings, running_gateway
+
+PASSWORD = "correct horse battery"
+
+
+def dm(text, message_id):
+    return {"channel": "api", "conversation_id": "c1", "sender_name": "Amara Okafor",
+            "text": text, "channel_message_id": message_id}
+
+
+def test_passwords_are_stored_hashed_and_checked_in_constant_time():
+    stored = hash_password(PASSWORD)
+    assert PASSWORD not in stored and stored.startswith("scrypt$")
+    assert hash_password(PASSWORD) != stored  # salted
+    assert check_password(PASSWORD, stored)
+    assert not check_password("wrong password", stored)
+    assert not check_password(PASSWORD, "garbage")
+
+
+def test_the_cli_creates_accounts_and_rejects_weak_passwords(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    command = [sys.executable, "-m", "bot.gateway.agent_accounts", "add", "sam",
+               "--name", "Sam Patel", "--password-stdin"]
+    ok = subprocess.run(command, input=PASSWORD + "\n", text=True, capture_output=True,
+                        cwd=PROJECT_ROOT, env=env)
+    assert ok.returncode == 0, ok.stderr
+    weak = subprocess.run(command, input="short\n", text=True, capture_output=True,
+                          cwd=PROJECT_ROOT, env=env)
+    assert weak.returncode == 2 and "at least 10 characters" in weak.stderr
+
+
+async def test_no_customer_data_without_signing_in(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings), client(settings) as http:
+        await http.post("/api/v1/messages", json=dm("human please", "m1"))
+        assert (await http.get("/inbox/")).headers["location"] == "/inbox/login"
+        assert (await http.get("/inbox/handoffs/1")).status_code == 302
+        assert (await http.get("/inbox/queue")).status_code == 401
+        assert (await http.get("/inbox/events")).status_code == 401
+        wrong = await http.post("/inbox/login", data={"username": "sam", "password": "x"})
+        assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+
+
+async def test_forms_without_the_csrf_token_are_refused(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        add_agent(app.ctx.gateway.store, "sam", "Sam Patel", PASSWORD)
+        await http.post("/api/v1/messages", json=dm("human please", "m1"))
+        await eventually(lambda: app.ctx.gateway.store.handoff(1))
+        login = await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        assert login.status_code == 303
+        forged = await http.post("/inbox/handoffs/1/resolve", data={"csrf": "forged"})
+        assert forged.status_code == 403
+        assert app.ctx.gateway.store.handoff(1)["status"] == "open"
+
+
+async def test_an_agent_works_a_handoff_in_the_browser(tmp_path, rasa, browser_page):
+    page = browser_page
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        store = app.ctx.gateway.store
+        add_agent(store, "sam", "Sam Patel", PASSWORD)
+        base = f"http://{settings.host}:{settings.port}"
+        await page.goto(f"{base}/inbox/")
+        await page.fill("input[name=username]", "sam")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button:has-text('Sign in')")
+        await page.locator("text=No one is waiting").wait_for()
+
+        # A customer asks for a person: the queue updates live, no reload.
+        await http.post("/api/v1/messages", json=dm("human please", "m1"))
+        row = page.locator("tr[data-handoff='1']")
+        await row.wait_for(timeout=10_000)
+        assert "🟠 high" in await row.inner_text()
+        assert "Wants: Check on an order" in await row.inner_text()
+
+        await row.locator("a").click()
+        await page.locator("text=Reason").first.wait_for()
+        assert "JL-204815" in await page.content()
+        await page.fill("textarea[name=text] >> nth=0", "Hi Amara, Sam here. On it!")
+        await page.click("button:has-text('Send reply')")
+        await page.locator(".msg.out", has_text="Sam here").wait_for()
+        await app.ctx.gateway.idle()
+        agent_lines = [m.text for m in store.transcript("api:c1") if m.kind == "agent"]
+        assert agent_lines == ["Hi Amara, Sam here. On it!\n\n— Sam, Juniper Lane"]
+
+        # The customer writes back: it appears in the open conversation, live.
+        await http.post("/api/v1/messages", json=dm("thank you so much", "m2"))
+        await page.locator(".msg.in", has_text="thank you so much").wait_for(timeout=10_000)
+
+        await page.click("button:has-text('Resolve')")
+        await page.locator("#status", has_text="resolved").wait_for()
+        assert store.handoff(1)["status"] == "resolved"
+        assert rasa.resumed
