@@ -14,21 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Dict, List
 
-import httpx
-
-from bot.brand import PROJECT_ROOT
 from bot.train import train
 from tests.fake_telegram import FakeTelegram
-from tests.gateway_support import free_port
+from tests.stack import running_stack
 
 MESSAGES = ["hi, where is my order?", "do you ship to canada?", "i want a refund",
             "what are your opening hours", "can i talk to a person"]
@@ -37,19 +30,6 @@ MESSAGES = ["hi, where is my order?", "do you ship to canada?", "i want a refund
 def percentile(values: List[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url, timeout=2)).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
 async def arrival_times(fake: FakeTelegram, chats: List[int], base: Dict[int, int],
@@ -73,31 +53,8 @@ async def run(customers: int, waves: int) -> Dict[str, object]:
     model = train()
     fake = FakeTelegram()
     await fake.start()
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    rasa_port, actions_port, gateway_port = free_port(), free_port(), free_port()
-    endpoints = work / "endpoints.yml"
-    endpoints.write_text(f"action_endpoint:\n  url: http://localhost:{actions_port}/webhook\n")
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
-           "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-           "RASA_URL": f"http://localhost:{rasa_port}", "GATEWAY_PORT": str(gateway_port),
-           "DATABASE_URL": f"sqlite:///{work / 'gateway.db'}", "WEBCHAT": "off"}
-    bin_dir = Path(sys.executable).parent
-    processes = [
-        subprocess.Popen([str(bin_dir / "rasa"), "run", "--enable-api", "--port",
-                          str(rasa_port), "--endpoints", str(endpoints), "--model", str(model)],
-                         cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL),
-        subprocess.Popen([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port),
-                          "--actions", "actions"], cwd=PROJECT_ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "bot.gateway"], cwd=PROJECT_ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
-    try:
-        started = time.monotonic()
-        await wait_http(f"http://localhost:{rasa_port}/status", 180)
-        await wait_http(f"http://localhost:{actions_port}/health", 60)
-        await wait_http(f"http://localhost:{gateway_port}/health", 60)
+    started = time.monotonic()
+    async with running_stack(model, fake):
         print(f"stack up in {time.monotonic() - started:.0f}s", file=sys.stderr)
         chats = [7_000_000 + i for i in range(customers)]
         result: Dict[str, object] = {"customers": customers, "waves": []}
@@ -121,16 +78,8 @@ async def run(customers: int, waves: int) -> Dict[str, object]:
                 "answer_mean_ms": round(1000 * statistics.mean(answer)),
             })
             await asyncio.sleep(3)  # let multi-message replies finish before the next wave
-        return result
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        await fake.stop()
+    await fake.stop()
+    return result
 
 
 def main() -> int:

@@ -46,7 +46,9 @@ class RasaClient:
     async def resume(self, conversation_id: str, reset_slots: List[str]) -> None:
         """Hand a paused conversation back to the bot (Rasa's HTTP API, --enable-api)."""
         events = [{"event": "resume"}] + [
-            {"event": "slot", "name": slot, "value": None} for slot in reset_slots]
+            {"event": "slot", "name": slot, "value": None} for slot in reset_slots] + [
+            # The bot waits for the customer, so their next message starts a normal turn.
+            {"event": "action", "name": "action_listen"}]
         url = f"{self.base}/conversations/{conversation_id}/tracker/events"
         try:
             response = await self._client.post(url, json=events)

@@ -18,7 +18,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -51,6 +51,14 @@ def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
     return turns
 
 
+def _last_turn_event(tracker: DialogueStateTracker) -> Optional[Event]:
+    """The latest customer message or bot action (slot and loop events skipped)."""
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered | ActionExecuted):
+            return event
+    return None
+
+
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT], is_trainable=False)
 class EscalationPolicy(Policy):
@@ -73,11 +81,13 @@ class EscalationPolicy(Policy):
                                      rule_only_data: Optional[Dict[str, Any]] = None,
                                      **kwargs: Any) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
-        if tracker.latest_action_name == ESCALATE:
+        last = _last_turn_event(tracker)
+        if isinstance(last, ActionExecuted) and last.action_name == ESCALATE:
             # The handoff ends the bot's turn (Rasa pauses the conversation).
             probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
             return self._prediction(probabilities)
-        just_spoke = tracker.latest_action_name == ACTION_LISTEN_NAME
+        # After a pause there is no action_listen before the customer's message.
+        just_spoke = isinstance(last, UserUttered)
         if (not just_spoke or tracker.is_paused() or tracker.get_slot("escalated")
                 or ESCALATE not in domain.action_names_or_texts):
             return self._prediction(probabilities)
