@@ -63,3 +63,36 @@ def test_conversation_locks_are_shared_through_redis(production_env):
     first.finish_serving(conversation, lock)
     after = second.get_lock(conversation)
     assert after is None or not after.tickets
+
+
+def test_the_gateway_store_works_on_postgresql():
+    """DATABASE_URL=postgresql://...: idempotent receive, ordered queue, handoffs."""
+    import sqlalchemy as sa
+
+    from bot.gateway.messages import InboundMessage, OutboundMessage
+    from bot.gateway.store import HandoffRequest, Store
+
+    host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    url = f"postgresql://postgres@{host}:{port}/test"
+    store = Store(url)
+    chat = f"pg-{uuid.uuid4().hex[:8]}"
+    first = InboundMessage(channel="api", external_id=chat, channel_message_id="m1",
+                           text="hello", sender_name="Amara Okafor")
+    received = store.receive(first, ack=OutboundMessage("Hi Amara"))
+    assert received.acknowledge and not received.duplicate
+    assert store.receive(first).duplicate
+    second = InboundMessage(channel="api", external_id=chat, channel_message_id="m2",
+                            text="where is my order")
+    assert not store.receive(second).acknowledge  # one acknowledgement per burst
+    conversation = f"api:{chat}"
+    assert store.next_inbound(conversation).text == "hello"
+    handoff_id = store.complete_inbound(
+        store.next_inbound(conversation).id, [OutboundMessage("echo")],
+        HandoffRequest("hostile", "high", "summary", {"turns": []}, 0.0))
+    assert store.next_inbound(conversation).text == "where is my order"
+    assert store.open_handoff_for(conversation)["id"] == handoff_id
+    assert store.conversation(conversation)["mode"] == "human"
+    assert [m.kind for m in store.transcript(conversation) if m.direction == "out"] == [
+        "ack", "reply"]
+    with store.engine.connect() as db:  # really PostgreSQL
+        assert db.execute(sa.text("select version()")).scalar().startswith("PostgreSQL")
