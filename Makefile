@@ -51,8 +51,9 @@ agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell
 
-validate: install ## Check the training data for mistakes
+validate: install ## Check the training data: Rasa's checks, then ours (file:line, with a fix)
 	$(BIN)/rasa data validate
+	$(BIN)/python -m bot.trainer.validate
 
 lint: install ## Lint the Python code
 	$(BIN)/ruff check bot actions tests bench
