@@ -9,10 +9,11 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install browser train run shell agent test lint validate clean bench
+.PHONY: help install browser train run shell agent test lint validate evaluate review \
+        import-review deploy-model clean bench
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(BIN)/.installed ## Create .venv with Python 3.10 and the pinned dependencies
 
@@ -55,6 +56,19 @@ validate: install ## Check the training data: Rasa's checks, then ours (file:lin
 	$(BIN)/rasa data validate
 	$(BIN)/python -m bot.trainer.validate
 
+evaluate: train ## Score the model into reports/ and gate regressions (FOLDS=0 skips CV; ARGS=--update-baseline)
+	$(BIN)/python -m bot.trainer.evaluate $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
+
+review: install ## Export what the bot was unsure about, masked, to reports/review.yml for labelling
+	$(BIN)/python -m bot.trainer.review
+
+import-review: install ## Merge a labelled review into data/nlu: make import-review FILE=reports/review.yml
+	@test -n "$(FILE)" || { echo 'usage: make import-review FILE=reports/review.yml'; exit 2; }
+	$(BIN)/python -m bot.trainer.review_import "$(FILE)"
+
+deploy-model: train ## Switch the running bot (make run) to the newly trained model, no downtime
+	$(BIN)/python -m bot.trainer.deploy
+
 lint: install ## Lint the Python code
 	$(BIN)/ruff check bot actions tests bench
 
@@ -63,6 +77,7 @@ test: install browser lint ## Lint, train if needed, then run all tests
 
 clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache
+	find reports -type f ! -name baseline.json -delete 2>/dev/null || true
 
 bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
 	$(BIN)/python -m bench.sentiment

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
+import pytest
+import sqlalchemy as sa
+
 from bot.brand import PROJECT_ROOT
 from bot.gateway.agent_accounts import add_agent, check_password, hash_password
+from bot.gateway.messages import InboundMessage, OutboundMessage
+from bot.gateway.store import Store
 from tests.gateway_support import client, eventually, gateway_settings, running_gateway
 
 PASSWORD = "correct horse battery"
@@ -47,6 +53,8 @@ async def test_no_customer_data_without_signing_in(tmp_path, rasa):
         assert (await http.get("/inbox/handoffs/1")).status_code == 302
         assert (await http.get("/inbox/queue")).status_code == 401
         assert (await http.get("/inbox/events")).status_code == 401
+        mark = await http.post("/inbox/messages/1/misunderstood", data={"handoff": "1"})
+        assert mark.headers["location"] == "/inbox/login"
         wrong = await http.post("/inbox/login", data={"username": "sam", "password": "x"})
         assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
 
@@ -102,3 +110,100 @@ async def test_an_agent_works_a_handoff_in_the_browser(tmp_path, rasa, browser_p
         await page.locator("#status", has_text="resolved").wait_for()
         assert store.handoff(1)["status"] == "resolved"
         assert rasa.resumed
+
+
+def test_marks_are_one_per_customer_message_and_survive_in_older_databases(tmp_path):
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    store = Store(url)
+    with store.engine.begin() as db:  # a database made before marks existed
+        db.execute(sa.text("DROP TABLE misunderstood_marks"))
+    store = Store(url)
+    asked = store.receive(InboundMessage(channel="api", external_id="c1",
+                                         channel_message_id="m1", text="wher is my parcle"),
+                          ack=OutboundMessage("Hi!")).message_id
+    ack = store.transcript("api:c1")[-1]
+    assert ack.direction == "out"
+
+    store.mark_misunderstood(asked, "Sam Patel")
+    store.mark_misunderstood(asked, "Lee Wong", note="order status")  # once, updated
+    [mark] = store.misunderstood_messages()
+    assert mark["text"] == "wher is my parcle" and mark["conversation_id"] == "api:c1"
+    assert (mark["agent"], mark["note"], mark["message_id"]) == ("Lee Wong", "order status",
+                                                                 asked)
+    assert mark["marked_at"] >= mark["sent_at"]
+    assert store.misunderstood_ids("api:c1") == {asked: "Lee Wong"}
+
+    with pytest.raises(ValueError, match="not a customer's message"):
+        store.mark_misunderstood(ack.id, "Sam Patel")
+    with pytest.raises(ValueError, match="no message"):
+        store.mark_misunderstood(9999, "Sam Patel")
+    store.unmark_misunderstood(asked)
+    store.unmark_misunderstood(asked)  # undoing twice is harmless
+    assert store.misunderstood_messages() == [] and store.misunderstood_ids("api:c1") == {}
+
+
+async def agent_and_handoff(app, http):
+    """An agent account, and a customer who asked for a person (handoff 1)."""
+    store = app.ctx.gateway.store
+    add_agent(store, "sam", "Sam Patel", PASSWORD)
+    await http.post("/api/v1/messages", json=dm("human please", "m1"))
+    await eventually(lambda: store.handoff(1))
+    return store
+
+
+async def test_marks_need_the_csrf_token_and_a_customer_message(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        store = await agent_and_handoff(app, http)
+        await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        transcript = store.transcript("api:c1")
+        customer = next(m for m in transcript if m.direction == "in")
+        bot = next(m for m in transcript if m.kind == "reply")
+        # The live transcript carries the buttons, with the form's token.
+        fragment = (await http.get("/inbox/handoffs/1/transcript")).text
+        csrf = re.search(r"name=csrf value='([^']+)'", fragment).group(1)
+        assert f"/inbox/messages/{customer.id}/misunderstood" in fragment
+        assert f"/inbox/messages/{bot.id}/misunderstood" not in fragment
+
+        forged = await http.post(f"/inbox/messages/{customer.id}/misunderstood",
+                                 data={"csrf": "forged", "handoff": "1"})
+        assert forged.status_code == 403
+        reply = await http.post(f"/inbox/messages/{bot.id}/misunderstood",
+                                data={"csrf": csrf, "handoff": "1"})
+        assert reply.status_code == 400 and "not a customer's message" in reply.text
+        unknown = await http.post("/inbox/messages/9999/misunderstood",
+                                  data={"csrf": csrf, "handoff": "1"})
+        assert unknown.status_code == 400 and "no message 9999" in unknown.text
+        assert store.misunderstood_messages() == []
+
+        marked = await http.post(f"/inbox/messages/{customer.id}/misunderstood",
+                                 data={"csrf": csrf, "handoff": "1"})
+        assert marked.status_code == 303 and marked.headers["location"] == "/inbox/handoffs/1"
+        assert "marked: bot misunderstood · Sam Patel" in (
+            await http.get("/inbox/handoffs/1/transcript")).text
+
+
+async def test_an_agent_marks_what_the_bot_misunderstood_in_the_browser(tmp_path, rasa,
+                                                                      browser_page):
+    page = browser_page
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        store = await agent_and_handoff(app, http)
+        base = f"http://{settings.host}:{settings.port}"
+        await page.goto(f"{base}/inbox/handoffs/1")
+        await page.fill("input[name=username]", "sam")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button:has-text('Sign in')")
+        await page.locator("tr[data-handoff='1'] a").click()
+
+        customer = page.locator(".msg.in", has_text="human please")
+        assert await page.locator(".msg.out button:has-text('Bot misunderstood')").count() == 0
+        await customer.locator("button:has-text('Bot misunderstood')").click()
+        await customer.locator("text=marked: bot misunderstood · Sam Patel").wait_for()
+        [mark] = store.misunderstood_messages()
+        assert (mark["text"], mark["agent"]) == ("human please", "Sam Patel")
+
+        await customer.locator("button:has-text('Undo')").click()
+        await customer.locator("button:has-text('Bot misunderstood')").wait_for()
+        assert await customer.locator("text=marked:").count() == 0
+        assert store.misunderstood_messages() == []

@@ -96,3 +96,30 @@ def test_the_gateway_store_works_on_postgresql():
         "ack", "reply"]
     with store.engine.connect() as db:  # really PostgreSQL
         assert db.execute(sa.text("select version()")).scalar().startswith("PostgreSQL")
+
+
+def test_misunderstood_marks_work_on_postgresql():
+    """Agents' "bot misunderstood" marks: one per customer message, undoable, exported."""
+    from bot.gateway.messages import InboundMessage, OutboundMessage
+    from bot.gateway.store import Store
+
+    host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    store = Store(f"postgresql://postgres@{host}:{port}/test")
+    chat = f"pg-{uuid.uuid4().hex[:8]}"
+    conversation = f"api:{chat}"
+    asked = store.receive(InboundMessage(channel="api", external_id=chat, channel_message_id="m1",
+                                         text="wher is my parcle"),
+                          ack=OutboundMessage("Hi")).message_id
+    ack = next(m for m in store.transcript(conversation) if m.direction == "out")
+
+    store.mark_misunderstood(asked, "Sam Patel")
+    store.mark_misunderstood(asked, "Lee Wong", note="order status")  # still one mark
+    assert store.misunderstood_ids(conversation) == {asked: "Lee Wong"}
+    [mark] = [m for m in store.misunderstood_messages() if m["conversation_id"] == conversation]
+    assert (mark["message_id"], mark["text"], mark["agent"], mark["note"]) == (
+        asked, "wher is my parcle", "Lee Wong", "order status")
+    assert mark["marked_at"] >= mark["sent_at"]
+    with pytest.raises(ValueError):
+        store.mark_misunderstood(ack.id, "Sam Patel")
+    store.unmark_misunderstood(asked)
+    assert store.misunderstood_ids(conversation) == {}

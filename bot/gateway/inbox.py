@@ -14,7 +14,7 @@ import secrets
 import time
 from datetime import datetime
 from html import escape
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
@@ -67,6 +67,8 @@ solid #e4e1da;text-align:left;vertical-align:top} .muted{color:#777;font-size:13
 .in{background:#fff;border:1px solid #ddd} .out{background:#e3efe9;margin-left:auto}
 .cols{display:grid;grid-template-columns:2fr 1fr;gap:20px} textarea{width:100%;min-height:70px}
 .card{background:#fff;padding:12px;border-radius:8px;margin-bottom:12px} .error{color:#a00}
+.mark{display:inline;margin-left:6px} .mark button{font-size:12px;padding:0 6px}
+.marked{border-color:#d9a03f} .flag{color:#8a5a00;font-size:13px}
 """
 
 
@@ -112,15 +114,35 @@ def queue_rows(handoffs: List[Dict[str, Any]], names: Dict[str, str], zone) -> s
     return "".join(rows)
 
 
-def transcript_html(messages: List[StoredMessage], zone) -> str:  # noqa: ANN001
+def transcript_html(messages: List[StoredMessage], zone,  # noqa: ANN001 - a ZoneInfo
+                    session: Dict[str, Any], handoff_id: int, marks: Dict[int, str]) -> str:
+    """The conversation; each customer message can be marked "bot misunderstood"."""
     parts = []
     for m in messages:
         side = "in" if m.direction == "in" else "out"
         label = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot"}.get(
             m.kind, "customer")
-        parts.append(f"<div class='msg {side}'><span class=muted>{label} · "
-                     f"{when(m.created_at, zone)}</span><br>{escape(m.text)}</div>")
+        flag = ""
+        if m.direction == "in" and m.kind == "message":
+            flag = mark_form(m.id, session, handoff_id, marks.get(m.id))
+        extra = " marked" if m.id in marks else ""
+        parts.append(f"<div class='msg {side}{extra}' data-message={m.id}><span class=muted>"
+                     f"{label} · {when(m.created_at, zone)}</span>{flag}<br>"
+                     f"{escape(m.text)}</div>")
     return "".join(parts)
+
+
+def mark_form(message_id: int, session: Dict[str, Any], handoff_id: int,
+              marked_by: Optional[str]) -> str:
+    """The mark button, or the mark and its Undo: misreadings feed the NLU review."""
+    hidden = f"{csrf_field(session)}<input type=hidden name=handoff value={handoff_id}>"
+    if marked_by is None:
+        return (f"<form class=mark method=post action=/inbox/messages/{message_id}/misunderstood>"
+                f"{hidden}<button title='Flag for the NLU trainers&#39; review'>"
+                f"Bot misunderstood</button></form>")
+    return (f" <span class=flag>marked: bot misunderstood · {escape(marked_by)}</span>"
+            f"<form class=mark method=post action=/inbox/messages/{message_id}/understood>"
+            f"{hidden}<button>Undo</button></form>")
 
 
 LIVE = """<script>
@@ -142,6 +164,17 @@ def current_session(request: Request) -> Optional[Dict[str, Any]]:
 def post_allowed(request: Request, session: Dict[str, Any]) -> bool:
     given = (request.form.get("csrf") or "") if request.form else ""
     return hmac.compare_digest(given.encode(), session["csrf"].encode())
+
+
+def form_session(request: Request) -> Tuple[Dict[str, Any], Optional[HTTPResponse]]:
+    """The agent behind a form post, or the response refusing it (sign in, expired form)."""
+    session = current_session(request)
+    if session is None:
+        return {}, to_login()
+    if not post_allowed(request, session):
+        return session, response.text("This form has expired; reload the page and try again.",
+                                      status=403)
+    return session, None
 
 
 def to_login() -> HTTPResponse:
@@ -257,7 +290,7 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
         f"{BADGE.get(handoff['priority'], '')} · <span id=status>{escape(handoff['status'])}"
         f"</span></h2><div class=cols><div><div class=card id=transcript "
         f"data-live=/inbox/handoffs/{handoff_id}/transcript>"
-        f"{transcript_html(gateway.store.transcript(handoff['conversation_id']), zone)}"
+        f"{_transcript(gateway.store, handoff, session, zone)}"
         f"</div>{actions}</div><div><div class=card><b>Reason</b>: {escape(handoff['reason'])}"
         f" {escape(context.get('detail') or '')}<br><b>Summary</b>: "
         f"{escape(handoff['summary'] or '')}<br><b>Reply due</b>: "
@@ -271,26 +304,31 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
     return page("Conversation", body, session)
 
 
+def _transcript(store, handoff: Dict[str, Any], session: Dict[str, Any],
+                zone) -> str:  # noqa: ANN001 - a Store and a ZoneInfo
+    conversation_id = handoff["conversation_id"]
+    return transcript_html(store.transcript(conversation_id), zone, session, handoff["id"],
+                           store.misunderstood_ids(conversation_id))
+
+
 @inbox.get("/handoffs/<handoff_id:int>/transcript")
 async def transcript_fragment(request: Request, handoff_id: int) -> HTTPResponse:
-    if current_session(request) is None:
+    session = current_session(request)
+    if session is None:
         return response.text("sign in first", status=401)
     gateway = request.app.ctx.gateway
     handoff = gateway.store.handoff(handoff_id)
     if handoff is None:
         return response.text("no such handoff", status=404)
-    return response.html(transcript_html(gateway.store.transcript(handoff["conversation_id"]),
-                                         gateway.profile.opening_hours.zone))
+    return response.html(_transcript(gateway.store, handoff, session,
+                                     gateway.profile.opening_hours.zone))
 
 
 @inbox.post("/handoffs/<handoff_id:int>/<action:str>")
 async def act(request: Request, handoff_id: int, action: str) -> HTTPResponse:
-    session = current_session(request)
-    if session is None:
-        return to_login()
-    if not post_allowed(request, session):
-        return response.text("This form has expired; reload the page and try again.",
-                             status=403)
+    session, refusal = form_session(request)
+    if refusal:
+        return refusal
     gateway = request.app.ctx.gateway
     if gateway.store.handoff(handoff_id) is None or action not in {
             "reply", "claim", "resolve", "notes"}:
@@ -309,6 +347,40 @@ async def act(request: Request, handoff_id: int, action: str) -> HTTPResponse:
     except RasaUnavailableError:
         return response.text("The bot is unavailable, so the conversation stays with you. "
                              "Try again in a minute.", status=503)
+    request.app.ctx.inbox_events.changed()
+    return response.redirect(f"/inbox/handoffs/{handoff_id}", status=303)
+
+
+@inbox.post("/messages/<message_id:int>/misunderstood")
+async def mark_misunderstood(request: Request, message_id: int) -> HTTPResponse:
+    return await _mark(request, message_id, marked=True)
+
+
+@inbox.post("/messages/<message_id:int>/understood")
+async def unmark_misunderstood(request: Request, message_id: int) -> HTTPResponse:
+    return await _mark(request, message_id, marked=False)
+
+
+async def _mark(request: Request, message_id: int, marked: bool) -> HTTPResponse:
+    """Set or undo a "bot misunderstood" mark, then go back to the handoff."""
+    session, refusal = form_session(request)
+    if refusal:
+        return refusal
+    store = request.app.ctx.gateway.store
+    try:
+        handoff_id = int(request.form.get("handoff") or "")
+    except ValueError:
+        handoff_id = 0
+    if store.handoff(handoff_id) is None:
+        return response.text("No such handoff to return to.", status=404)
+    try:
+        if marked:
+            store.mark_misunderstood(message_id, session["display_name"],
+                                     (request.form.get("note") or "").strip())
+        else:
+            store.unmark_misunderstood(message_id)
+    except ValueError as error:  # unknown message, or not a customer's
+        return response.text(str(error), status=400)
     request.app.ctx.inbox_events.changed()
     return response.redirect(f"/inbox/handoffs/{handoff_id}", status=303)
 

@@ -112,6 +112,21 @@ inbox_sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
+# Customer messages an agent flagged as misread by the bot, for the NLU
+# trainers' review export. One mark per message; agents can undo it.
+misunderstood_marks = sa.Table(
+    "misunderstood_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False,
+              unique=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False, index=True),
+    sa.Column("agent", sa.String(100), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
@@ -191,7 +206,7 @@ class Store:
         # writers queue here. PostgreSQL uses row locks instead.
         self._writer = (threading.Lock() if self.engine.dialect.name == "sqlite"
                         else contextlib.nullcontext())
-        metadata.create_all(self.engine)
+        metadata.create_all(self.engine)  # also adds tables new since a database was made
 
     @contextlib.contextmanager
     def _write(self):
@@ -443,6 +458,62 @@ class Store:
                 db.execute(handoffs.update().where(handoffs.c.id == handoff_id)
                            .values(csat=score))
         return handoff_id
+
+    # --- "bot misunderstood" marks, for the NLU trainers' review ---------
+    def mark_misunderstood(self, message_id: int, agent: str, note: str = "",
+                           now: Optional[float] = None) -> None:
+        """Flag a customer's message as misread by the bot; marking again updates it.
+
+        Only inbound customer messages qualify: the bot's own replies are not NLU input.
+        """
+        with self._write() as db:
+            row = db.execute(sa.select(messages.c.direction, messages.c.kind,
+                                       messages.c.conversation_id)
+                             .where(messages.c.id == message_id)).first()
+            if row is None:
+                raise ValueError(f"There is no message {message_id}.")
+            if (row.direction, row.kind) != ("in", "message"):
+                raise ValueError(f"Message {message_id} is not a customer's message; only "
+                                 "what a customer wrote can be marked as misunderstood.")
+            update = (misunderstood_marks.update()
+                      .where(misunderstood_marks.c.message_id == message_id)
+                      .values(agent=agent, note=note))
+            if db.execute(update).rowcount:
+                return
+            try:
+                with db.begin_nested():
+                    db.execute(misunderstood_marks.insert().values(
+                        message_id=message_id, conversation_id=row.conversation_id,
+                        agent=agent, note=note, created_at=now or time.time()))
+            except IntegrityError:  # another agent marked it a moment ago
+                db.execute(update)
+
+    def unmark_misunderstood(self, message_id: int) -> None:
+        """Take a mark back (an agent's mis-click); no mark is fine."""
+        with self._write() as db:
+            db.execute(misunderstood_marks.delete()
+                       .where(misunderstood_marks.c.message_id == message_id))
+
+    def misunderstood_ids(self, conversation_id: str) -> Dict[int, str]:
+        """Marked message id -> the agent who marked it, to render a transcript."""
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(misunderstood_marks.c.message_id,
+                                        misunderstood_marks.c.agent)
+                              .where(misunderstood_marks.c.conversation_id == conversation_id)
+                              ).all()
+        return {message_id: agent for message_id, agent in rows}
+
+    def misunderstood_messages(self) -> List[Dict[str, Any]]:
+        """Every mark with the customer's text, oldest mark first (the review export)."""
+        query = (sa.select(misunderstood_marks.c.message_id,
+                           misunderstood_marks.c.conversation_id, messages.c.text,
+                           misunderstood_marks.c.agent, misunderstood_marks.c.note,
+                           misunderstood_marks.c.created_at.label("marked_at"),
+                           messages.c.created_at.label("sent_at"))
+                 .join(messages, messages.c.id == misunderstood_marks.c.message_id)
+                 .order_by(misunderstood_marks.c.created_at, misunderstood_marks.c.id))
+        with self.engine.connect() as db:
+            return [dict(row) for row in db.execute(query).mappings().all()]
 
     # --- reading ---------------------------------------------------------
     def transcript(self, conversation_id: str, after_id: int = 0) -> List[StoredMessage]:

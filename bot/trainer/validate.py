@@ -23,32 +23,10 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.nlu.sentiment import LABELS as SENTIMENT_LABELS
+from bot.trainer.nlu_files import ANNOTATION, Example, normalise, read_examples
 
 MIN_EXAMPLES = 25
 MIN_FAQ_EXAMPLES = 8
-ANNOTATION = re.compile(r"\[([^\]]+)\]\((\w+)\)")
-BLOCK = re.compile(r"^- (intent|label|regex|lookup|synonym):\s*(\S+)")
-
-
-@dataclass(frozen=True)
-class Example:
-    file: Path
-    line: int
-    block_kind: str  # intent | label | regex | lookup | synonym
-    name: str
-    raw: str
-
-    @property
-    def text(self) -> str:
-        return ANNOTATION.sub(r"\1", self.raw)
-
-    @property
-    def where(self) -> str:
-        try:
-            path = self.file.relative_to(PROJECT_ROOT)
-        except ValueError:
-            path = self.file
-        return f"{path}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -60,25 +38,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.level}: {self.message} (fix: {self.hint})"
-
-
-def read_examples(path: Path) -> List[Example]:
-    """Every example line of a data file with its line number and block."""
-    examples = []
-    kind, name = "", ""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        block = BLOCK.match(line)
-        if block:
-            kind, name = block.group(1), block.group(2)
-            continue
-        stripped = line.strip()
-        if kind and line.startswith("    - ") and stripped[2:].strip():
-            examples.append(Example(path, number, kind, name, stripped[2:].strip()))
-    return examples
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def shape(text: str) -> str:
