@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Dict, List
+from typing import AsyncIterator, Dict, List, Optional
 
 import httpx
 
@@ -44,41 +44,68 @@ async def wait_http(url: str, timeout: float) -> None:
 
 
 @contextlib.asynccontextmanager
+async def running_rasa(model: Path, work: Path, port: Optional[int] = None,
+                       endpoints: str = "{}\n", env: Optional[Dict[str, str]] = None,
+                       timeout: float = 240) -> AsyncIterator[str]:
+    """`rasa run --enable-api` serving ``model`` (on a free port if none given); yields its URL.
+
+    ``endpoints`` is the text of its endpoints.yml; its log is work/rasa.log.
+    """
+    port = port or free_port()
+    (work / "endpoints.yml").write_text(endpoints)
+    command = [str(Path(sys.executable).parent / "rasa"), "run", "--enable-api",
+               "--port", str(port), "--endpoints", str(work / "endpoints.yml"),
+               "--model", str(model)]
+    url = f"http://localhost:{port}"
+    with open(work / "rasa.log", "w") as log:  # the child keeps its own handle
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
+                                        **(env or {})})
+    try:
+        await wait_http(f"{url}/status", timeout)
+        yield url
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.asynccontextmanager
 async def running_stack(model: Path, fake: FakeTelegram,
                         extra_env: Dict[str, str] = None) -> AsyncIterator[Stack]:
     work = Path(tempfile.mkdtemp(prefix="stack-"))
     rasa_port, actions_port, gateway_port = free_port(), free_port(), free_port()
-    endpoints = work / "endpoints.yml"
-    endpoints.write_text(f"action_endpoint:\n  url: http://localhost:{actions_port}/webhook\n")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
            "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
            "RASA_URL": f"http://localhost:{rasa_port}", "GATEWAY_PORT": str(gateway_port),
            "DATABASE_URL": f"sqlite:///{work / 'gateway.db'}", "WEBCHAT": "off",
            **(extra_env or {})}
-    bin_dir = Path(sys.executable).parent
-    commands: List[List[str]] = [
-        [str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port),
-         "--endpoints", str(endpoints), "--model", str(model)],
-        [str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port),
-         "--actions", "actions"],
-        [sys.executable, "-m", "bot.gateway"],
-    ]
-    logs = [open(work / f"{i}.log", "w") for i in range(len(commands))]  # noqa: SIM115
-    processes = [subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-                 for command, log in zip(commands, logs, strict=True)]
+    commands: Dict[str, List[str]] = {
+        "actions": [str(Path(sys.executable).parent / "rasa"), "run", "actions",
+                    "--port", str(actions_port), "--actions", "actions"],
+        "gateway": [sys.executable, "-m", "bot.gateway"],
+    }
+    processes: List[subprocess.Popen] = []
     try:
-        await wait_http(f"http://localhost:{rasa_port}/status", 240)
-        await wait_http(f"http://localhost:{actions_port}/health", 60)
-        await wait_http(f"http://localhost:{gateway_port}/health", 60)
-        yield Stack(f"http://localhost:{rasa_port}", f"http://localhost:{gateway_port}")
+        for name, command in commands.items():
+            with open(work / f"{name}.log", "w") as log:  # the child keeps its own handle
+                processes.append(subprocess.Popen(command, cwd=PROJECT_ROOT, env=env,
+                                                  stdout=log, stderr=subprocess.STDOUT))
+        endpoints = f"action_endpoint:\n  url: http://localhost:{actions_port}/webhook\n"
+        async with running_rasa(model, work, rasa_port, endpoints, env) as rasa_url:
+            await wait_http(f"http://localhost:{actions_port}/health", 60)
+            await wait_http(f"http://localhost:{gateway_port}/health", 60)
+            yield Stack(rasa_url, f"http://localhost:{gateway_port}")
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in logs:
-            log.close()
+            stop(process)

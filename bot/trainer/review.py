@@ -81,6 +81,10 @@ async def from_tracker_store(endpoints: Path, since: float) -> List[Candidate]:
     config = AvailableEndpoints.read_endpoints(str(endpoints)).tracker_store
     if config is None:
         return []  # an in-memory tracker store keeps nothing to review
+    if (config.kwargs.get("dialect") == "sqlite"
+            and not Path(config.kwargs.get("db") or "").exists()):
+        print(f"note: no Rasa conversations yet ({config.kwargs.get('db')} does not exist)")
+        return []
     store = TrackerStore.create(config)
     candidates = []
     for sender in await store.keys():
@@ -101,6 +105,9 @@ def from_gateway(database_url: str, since: float) -> List[Candidate]:
     """Messages that made the bot hand over, and those agents marked as misunderstood."""
     from bot.gateway.store import Store
 
+    if database_url.startswith("sqlite:///") and not Path(database_url[10:]).exists():
+        print(f"note: no gateway conversations yet ({database_url[10:]} does not exist)")
+        return []
     store = Store(database_url)
     candidates = []
     for handoff in store.handoff_queue(include_resolved=True):
