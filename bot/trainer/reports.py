@@ -96,9 +96,11 @@ def confusion_matrix_png(scores: NluScores, path: Path) -> None:
     predicted = [o.predicted for o in scores.outcomes]
     labels = sorted(set(gold) | set(predicted))
     matrix = confusion_matrix(gold, predicted, labels=labels)
+    # Colour by share of each true intent, so a big intent (faq) doesn't wash out the rest.
+    shares = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
     size = max(6, 0.32 * len(labels) + 2)
     figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     axes.set_yticks(range(len(labels)), labels, fontsize=7)
     axes.set_xlabel("predicted")
@@ -107,8 +109,8 @@ def confusion_matrix_png(scores: NluScores, path: Path) -> None:
         for j in range(len(labels)):
             if matrix[i, j]:
                 axes.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
-                          color="white" if i == j else "crimson")
-    axes.set_title("Intent confusion matrix (test set)")
+                          color="white" if shares[i, j] > 0.5 else "crimson")
+    axes.set_title("Intent confusion matrix (test set; colour: share of the true intent)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
