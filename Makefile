@@ -60,11 +60,11 @@ evaluate: train ## Score the model into reports/ and gate regressions (FOLDS=0 s
 	$(BIN)/python -m bot.trainer.evaluate $(if $(FOLDS),--folds $(FOLDS)) $(ARGS)
 
 review: install ## Export what the bot was unsure about, masked, to reports/review.yml for labelling
-	$(BIN)/python -m bot.trainer.review
+	$(BIN)/python -m bot.trainer.review $(ARGS)
 
 import-review: install ## Merge a labelled review into data/nlu: make import-review FILE=reports/review.yml
 	@test -n "$(FILE)" || { echo 'usage: make import-review FILE=reports/review.yml'; exit 2; }
-	$(BIN)/python -m bot.trainer.review_import "$(FILE)"
+	$(BIN)/python -m bot.trainer.review_import "$(FILE)" $(ARGS)
 
 deploy-model: train ## Switch the running bot (make run) to the newly trained model, no downtime
 	$(BIN)/python -m bot.trainer.deploy
