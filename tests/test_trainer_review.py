@@ -171,7 +171,12 @@ async def test_round_trip_adds_exactly_the_labelled_examples(exported, data_copy
     labelled = tmp_path / "labelled.yml"
     labelled.write_text(yaml.safe_dump(document, sort_keys=False))
 
+    dry = review_import.import_review(labelled, data_copy, FIXTURE / "domain.yml",
+                                      dry_run=True)
+    assert {p.name: p.read_text() for p in data_copy.glob("*.yml")} == before
     report = review_import.import_review(labelled, data_copy, FIXTURE / "domain.yml")
+    assert [(a.file, a.line, a.text) for a in dry.added] == [
+        (a.file, a.line, a.text) for a in report.added]  # the dry run told the truth
 
     assert [(a.label, a.file.name) for a in report.added] == [
         ("order_status", "orders.yml"), ("faq/gift_cards", "general.yml")]

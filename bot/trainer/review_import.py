@@ -122,8 +122,11 @@ def plan(labelled: List[Tuple[str, str]], data: Path, domain: Path) -> ImportRep
     return report
 
 
-def apply(report: ImportReport) -> None:
-    """Write each file once, inserting after the last example of each intent block."""
+def apply(report: ImportReport, write: bool = True) -> None:
+    """Insert after the last example of each intent block; each file written once.
+
+    Sets every addition's line number, also when not writing (a dry run).
+    """
     by_file: Dict[Path, List[Addition]] = defaultdict(list)
     for addition in report.added:
         by_file[addition.file].append(addition)
@@ -140,7 +143,8 @@ def apply(report: ImportReport) -> None:
                 output.append(f"    - {addition.text}\n")
                 shift += 1
                 addition.line = number + shift
-        _write_atomically(path, "".join(output))
+        if write:
+            _write_atomically(path, "".join(output))
 
 
 def _write_atomically(path: Path, content: str) -> None:
@@ -153,8 +157,7 @@ def _write_atomically(path: Path, content: str) -> None:
 def import_review(review: Path, data: Path, domain: Path, dry_run: bool = False
                   ) -> ImportReport:
     report = plan(labelled_messages(review), data, domain)
-    if not dry_run:
-        apply(report)
+    apply(report, write=not dry_run)
     return report
 
 
