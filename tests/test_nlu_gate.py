@@ -11,10 +11,12 @@ import asyncio
 
 import pytest
 
+from bot.nlu.sentiment import load_examples
 from bot.trainer import gate
 from bot.trainer.datasets import labelled, load_training_data, nlu_files
 from bot.trainer.evaluate import scores_summary
 from bot.trainer.metrics import score
+from bot.trainer.sentiment_eval import score_test_set
 
 MACRO_F1_FLOOR = 0.90
 ENTITY_F1_FLOOR = {"order_id": 0.95, "email": 0.95, "phone": 0.9, "product": 0.85}
@@ -46,12 +48,30 @@ def test_intent_macro_f1_meets_the_gate(scores):
     assert scores.macro_f1 >= MACRO_F1_FLOOR, scores.table()
 
 
-def test_the_committed_baseline_gate_passes(scores, project_root):
+@pytest.fixture(scope="module")
+def sentiment_scores(agent, project_root):
+    examples = [pair for path in nlu_files(project_root / "tests" / "nlu", key="sentiment")
+                for pair in load_examples(path)]
+    loop = asyncio.new_event_loop()
+    try:
+        parses = [loop.run_until_complete(agent.parse_message(text)) for text, _ in examples]
+    finally:
+        loop.close()
+    return score_test_set(examples, parses)
+
+
+def test_the_committed_baseline_gate_passes(scores, sentiment_scores, project_root):
     """No score fell past the margin and every intent keeps its floor."""
     baseline = gate.load_baseline(project_root / "reports" / "baseline.json")
     assert baseline is not None, "reports/baseline.json is missing: run make evaluate"
-    failures = gate.check({"test": scores_summary(scores)}, baseline)
+    summary = {"test": scores_summary(scores), "sentiment": {"test": sentiment_scores}}
+    failures = gate.check(summary, baseline)
     assert failures == [], "\n".join(failures) + "\n" + scores.table()
+
+
+def test_hostile_messages_are_recognised(sentiment_scores):
+    """Hostility triggers a handover, so it must be told apart on unseen messages."""
+    assert sentiment_scores["labels"]["hostile"] >= 0.85, sentiment_scores
 
 
 def test_entities_are_extracted_reliably(scores):

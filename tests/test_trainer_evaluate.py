@@ -25,7 +25,7 @@ FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "trainer"
 def evaluate(tmp_path: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "bot.trainer.evaluate",
                "--config", str(FIXTURE / "config.yml"), "--domain", str(FIXTURE / "domain.yml"),
-               "--data", str(data), "--test", str(FIXTURE / "test_nlu.yml"),
+               "--data", str(data), "--test", str(FIXTURE / "test"),
                "--reports", str(tmp_path / "reports"),
                "--baseline", str(tmp_path / "baseline.json"), *extra]
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -59,7 +59,8 @@ def test_evaluate_writes_the_reports(baseline_run):
         assert f"| {intent} | " in table
     assert "| intent | precision | recall | F1 | support |" in table
     assert "## 2-fold cross-validation on the training data (76 examples)" in table
-    assert "## Sentiment" in table and "FAQ answer selection" in table
+    assert "FAQ answer selection" in table
+    assert "| label | test set | held out |" in table  # sentiment
     assert "| order_id |" in table  # entities
     assert "# Most confused intents" in (reports / "confused_pairs.md").read_text()
     for chart in ("confusion_matrix.png", "confidence_histogram.png"):
@@ -67,6 +68,7 @@ def test_evaluate_writes_the_reports(baseline_run):
     summary = json.loads((reports / "summary.json").read_text())
     assert summary["test"]["examples"] == 30
     assert summary["cross_validation"]["folds"] == 2
+    assert summary["sentiment"]["test"]["examples"] == 12
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     assert baseline["gate"] == gate.DEFAULT_GATE
     assert baseline["test"]["macro_f1"] == round(summary["test"]["macro_f1"], 4)
@@ -130,6 +132,9 @@ def test_gate_margin_and_floors(tmp_path):
         "intent order_status F1 0.800 is below its floor 0.85, was 0.800"]
     gate.update_baseline(path, SUMMARY)
     assert json.loads(path.read_text())["gate"]["intent_floors"] == {"order_status": 0.85}
+    # A quick run without CV keeps the accepted CV numbers.
+    gate.update_baseline(path, {**SUMMARY, "cross_validation": None})
+    assert json.loads(path.read_text())["cross_validation"] == {"folds": 3, "macro_f1": 0.9}
 
 
 def test_a_missing_baseline_fails_with_the_way_forward(tmp_path):

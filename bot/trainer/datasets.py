@@ -17,14 +17,17 @@ if TYPE_CHECKING:
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
 
-def nlu_files(*roots: Path) -> List[Path]:
-    """The YAML files under the roots that hold Rasa NLU data (not sentiment data)."""
+def nlu_files(*roots: Path, key: str = "nlu") -> List[Path]:
+    """The YAML files under the roots whose top level has ``key``.
+
+    ``nlu`` finds Rasa NLU data; ``sentiment`` finds our sentiment files.
+    """
     files = []
     for root in roots:
         candidates = [root] if root.is_file() else sorted(root.rglob("*.y*ml"))
         for path in candidates:
             content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if isinstance(content, dict) and "nlu" in content:
+            if isinstance(content, dict) and key in content:
                 files.append(path)
     return files
 

@@ -3,9 +3,10 @@
     python -m bot.trainer.evaluate [--folds 3] [--update-baseline]
 
 Trains if needed, then scores intents, entities, FAQ answer selection and
-sentiment on the hand-written test set (tests/nlu/) and by k-fold
-cross-validation on the training data. Writes reports/ (tables, confused
-pairs, PNG charts, summary.json) and compares with reports/baseline.json:
+sentiment on the hand-written test set (tests/nlu/: NLU files, and a
+sentiment file) and by k-fold cross-validation on the training data.
+Writes reports/ (tables, confused pairs, PNG charts, summary.json) and
+compares with reports/baseline.json:
 exit 1 when macro-F1 falls by more than the margin or an intent falls below
 its floor, exit 2 on bad input.
 """
@@ -27,7 +28,7 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.trainer.datasets import labelled, load_training_data, nlu_files
-from bot.trainer.metrics import Labelled, NluScores, score
+from bot.trainer.metrics import NluScores, score
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,6 @@ def parse_all(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
     return asyncio.run(_parse_all(model, texts))
 
 
-def evaluate_test_set(model: Path, examples: List[Labelled]) -> NluScores:
-    return score(examples, parse_all(model, [e.text for e in examples]))
-
-
 def cross_validate(inputs: Inputs, folds: int) -> NluScores:
     """Train on k-1 folds of the training data, predict the k-th, score all predictions."""
     from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -148,8 +145,9 @@ def scores_summary(scores: NluScores) -> Dict[str, Any]:
 
 def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
     """Run every evaluation; returns the summary and writes reports/."""
+    from bot.nlu.sentiment import load_examples
     from bot.trainer.reports import write_reports
-    from bot.trainer.sentiment_eval import evaluate_sentiment
+    from bot.trainer.sentiment_eval import evaluate_sentiment, score_test_set
 
     for path in (inputs.config, inputs.domain, inputs.data, inputs.test):
         if not path.exists():
@@ -157,18 +155,24 @@ def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
     test_examples = labelled(load_training_data(nlu_files(inputs.test)))
     if not test_examples:
         raise InputError(f"no labelled examples under {inputs.test}")
+    sentiment_file = sentiment_data(inputs.config)
+    sentiment_tests = [pair for path in nlu_files(inputs.test, key="sentiment")
+                       for pair in load_examples(path)] if sentiment_file else []
     started = time.monotonic()
     model = ensure_model(inputs)
     trained = time.monotonic()
-    test_scores = evaluate_test_set(model, test_examples)
+    parses = parse_all(model, [e.text for e in test_examples] + [t for t, _ in sentiment_tests])
+    test_scores = score(test_examples, parses[:len(test_examples)])
     cv_scores = cross_validate(inputs, folds) if folds >= 2 else None
-    sentiment_file = sentiment_data(inputs.config)
+    sentiment = evaluate_sentiment(sentiment_file) if sentiment_file else None
+    if sentiment and sentiment_tests:
+        sentiment["test"] = score_test_set(sentiment_tests, parses[len(test_examples):])
     summary: Dict[str, Any] = {
         "model": str(model),
         "test": scores_summary(test_scores),
         "cross_validation": ({"folds": folds, **scores_summary(cv_scores)}
                              if cv_scores else None),
-        "sentiment": evaluate_sentiment(sentiment_file) if sentiment_file else None,
+        "sentiment": sentiment,
         "seconds": {"training": round(trained - started),
                     "evaluation": round(time.monotonic() - trained)},
     }

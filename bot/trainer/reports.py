@@ -46,10 +46,17 @@ def intent_report(summary: Dict[str, Any], test: NluScores, cv: Optional[NluScor
                   f"FAQ answer selection: {cv.faq_accuracy:.1%}", ""]
     sentiment = summary.get("sentiment")
     if sentiment:
-        lines += [f"## Sentiment (held out: {sentiment['held_out_examples']} examples)", "",
-                  "| label | F1 |", "|---|---:|"]
-        lines += [f"| {label} | {f1:.3f} |" for label, f1 in sentiment["labels"].items()]
-        lines.append(f"| **macro** | **{sentiment['macro_f1']:.3f}** |")
+        test = sentiment.get("test") or {}
+        lines += ["## Sentiment", "",
+                  f"F1 on the test set ({test.get('examples', 0)} hand-written examples) and "
+                  f"on a held-out fifth of the training file "
+                  f"({sentiment['held_out_examples']} examples).", "",
+                  "| label | test set | held out |", "|---|---:|---:|"]
+        for label, f1 in sentiment["labels"].items():
+            on_test = f"{test['labels'][label]:.3f}" if test else "–"
+            lines.append(f"| {label} | {on_test} | {f1:.3f} |")
+        macro_test = f"**{test['macro_f1']:.3f}**" if test else "–"
+        lines.append(f"| **macro** | {macro_test} | **{sentiment['macro_f1']:.3f}** |")
         if "cv_macro_f1" in sentiment:
             lines.append(f"\n{sentiment['cv_folds']}-fold cross-validation macro-F1: "
                          f"{sentiment['cv_macro_f1']:.3f}")

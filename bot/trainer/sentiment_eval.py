@@ -11,12 +11,25 @@ from sklearn.model_selection import StratifiedKFold
 from bot.nlu.sentiment import LABELS, SentimentModel, held_out_split, load_examples
 
 
+def label_f1(gold: List[str], predicted: List[str]) -> Dict[str, float]:
+    """F1 per sentiment label."""
+    per_label = f1_score(gold, predicted, labels=list(LABELS), average=None, zero_division=0)
+    return {label: float(f) for label, f in zip(LABELS, per_label, strict=True)}
+
+
 def _f1(train: List[Tuple[str, str]], test: List[Tuple[str, str]]) -> Dict[str, float]:
     model = SentimentModel().fit([t for t, _ in train], [label for _, label in train])
-    predicted = [label for label, _ in model.predict([t for t, _ in test])]
-    per_label = f1_score([label for _, label in test], predicted, labels=list(LABELS),
-                         average=None, zero_division=0)
-    return {label: float(f) for label, f in zip(LABELS, per_label, strict=True)}
+    return label_f1([label for _, label in test],
+                    [label for label, _ in model.predict([t for t, _ in test])])
+
+
+def score_test_set(examples: List[Tuple[str, str]], parses: List[Dict[str, Any]]
+                   ) -> Dict[str, Any]:
+    """The trained model's sentiment on hand-written (text, label) pairs."""
+    predicted = [(p.get("sentiment") or {}).get("label", "") for p in parses]
+    labels = label_f1([label for _, label in examples], predicted)
+    return {"examples": len(examples), "labels": labels,
+            "macro_f1": sum(labels.values()) / len(labels)}
 
 
 def evaluate_sentiment(path: Path, folds: int = 5) -> Dict[str, Any]:
