@@ -6,9 +6,12 @@ customer turning hostile or souring over several turns.
 
 Hostile means abusive, insulting, threatening or swearing *at* someone;
 negative is dissatisfied but civil. The model is a linear classifier over
-character and word n-grams plus lexicon signals: VADER's polarity scores
-(the vaderSentiment package ships its lexicon) and whether profanity, including
-censored forms like f*ck and sh!t, is aimed at "you". It is trained from
+character and word n-grams, the pretrained sentence encoder's vector (what the
+message means, beyond its words; bot/nlu/encoder.py), and lexicon and model
+signals: VADER's polarity scores (the vaderSentiment package ships its
+lexicon), alt-profanity-check's probability that the text is offensive (a
+model shipped in that package), and whether profanity, including censored
+forms like f*ck and sh!t, is aimed at "you". It is trained from
 ``data/nlu/sentiment.yml``, which trainers edit; that file's content is part of
 the component's fingerprint, so changing it retrains the component.
 """
@@ -33,6 +36,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from bot.nlu.encoder import shared_encoder
 
 LABELS = ("hostile", "negative", "neutral", "positive")
 SENTIMENT = "sentiment"
@@ -84,6 +89,14 @@ def held_out_split(examples: List[Tuple[str, str]], every: int = 5
 class SentimentModel:
     """The classifier itself, independent of Rasa (trained, saved, evaluated)."""
 
+    # How much the encoder's vector counts next to the n-grams (unit vectors,
+    # so 384 small values; scaled to carry weight in the regularised model).
+    ENCODER_WEIGHT = 0.7
+    # Hostile needs abusive language: the profanity model's probability at
+    # least this, or our abuse/threat patterns. Without it the encoder reads
+    # any heated post (politics, sport) as hostile; such a message is negative.
+    HOSTILE_EVIDENCE = 0.15
+
     def __init__(self) -> None:
         self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
                                      min_df=1, lowercase=True)
@@ -102,23 +115,29 @@ class SentimentModel:
         self._vader = SentimentIntensityAnalyzer()
 
     def _signals(self, texts: List[str]) -> csr_matrix:
+        from profanity_check import predict_prob
+
+        offensive = predict_prob(list(texts)) if texts else []
         rows = []
-        for text in texts:
+        for text, p_offensive in zip(texts, offensive, strict=True):
             vader = self._vader.polarity_scores(text)
             letters = [c for c in text if c.isalpha()]
             caps = sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
             profane = bool(_ABUSIVE.search(text))
+            at_someone = bool(_AT_SOMEONE.search(text))
             rows.append([
+                float(p_offensive), float(p_offensive) * at_someone,
                 vader["neg"], vader["pos"], vader["compound"],
                 caps, min(text.count("!"), 5) / 5,
-                float(profane), float(profane and bool(_AT_SOMEONE.search(text))),
+                float(profane), float(profane and at_someone),
                 float(bool(_THREAT.search(text))),
             ])
         return csr_matrix(np.array(rows))
 
     def _features(self, texts: List[str]) -> csr_matrix:
+        meaning = shared_encoder().encode(texts) * self.ENCODER_WEIGHT
         return hstack([self.chars.transform(texts), self.words.transform(texts),
-                       self._signals(texts)]).tocsr()
+                       self._signals(texts), csr_matrix(meaning)]).tocsr()
 
     def fit(self, texts: List[str], labels: List[str]) -> SentimentModel:
         self.chars.fit(texts)
@@ -127,9 +146,23 @@ class SentimentModel:
         return self
 
     def predict(self, texts: List[str]) -> List[Tuple[str, float]]:
+        from profanity_check import predict_prob
+
         probabilities = self.classifier.predict_proba(self._features(texts))
         classes = list(self.classifier.classes_)
-        return [(classes[int(row.argmax())], float(row.max())) for row in probabilities]
+        offensive = predict_prob(list(texts))
+        results = []
+        for text, row, p_offensive in zip(texts, probabilities, offensive, strict=True):
+            label, score = classes[int(row.argmax())], float(row.max())
+            if label == "hostile" and not self._has_abuse(text, float(p_offensive)):
+                label = "negative"
+                score = float(row[classes.index("hostile")] + row[classes.index("negative")])
+            results.append((label, score))
+        return results
+
+    def _has_abuse(self, text: str, p_offensive: float) -> bool:
+        return (p_offensive >= self.HOSTILE_EVIDENCE or bool(_ABUSIVE.search(text))
+                or bool(_THREAT.search(text)))
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)

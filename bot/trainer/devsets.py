@@ -221,34 +221,3 @@ def report(results: Dict[str, Any], folder: Path) -> str:
         lines += ["", "Off-topic queries taken for: " + ", ".join(
             f"{intent} ({n}×)" for intent, n in offtopic["taken_for"].items())]
     return "\n".join(lines + [""])
-
-
-def risk_coverage_png(results: Dict[str, Any], path: Path) -> bool:
-    """The bitext risk-coverage curve; False when there is no bitext set."""
-    bitext = results.get("bitext")
-    if not bitext or not bitext["curve"]:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curve = bitext["curve"]
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
-    ax.plot([p["coverage"] for p in curve], [p["accuracy"] for p in curve], color="#2c6e49")
-    for coverage in COVERAGE_POINTS:
-        value = accuracy_at(curve, coverage)
-        if value is not None:
-            ax.scatter([coverage], [value], color="#bc4749", zorder=3)
-            ax.annotate(f"{value:.2f} at {coverage:.0%}", (coverage, value),
-                        textcoords="offset points", xytext=(-70, -14), fontsize=8)
-    ax.set_xlabel("coverage: share of messages answered (confidence above threshold)")
-    ax.set_ylabel("accuracy of the answered messages")
-    ax.set_title(f"Risk-coverage on third-party requests ({bitext['examples']})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True

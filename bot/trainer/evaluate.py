@@ -4,9 +4,11 @@
 
 Trains if needed, then scores intents, entities, FAQ answer selection and
 sentiment on the hand-written test set (tests/nlu/: NLU files, and a
-sentiment file) and by k-fold cross-validation on the training data.
-Writes reports/ (tables, confused pairs, PNG charts, summary.json) and
-compares with reports/baseline.json:
+sentiment file), by k-fold cross-validation on the training data, and on the
+third-party development sets in ../shared/devsets/ when present (or
+--devsets DIR; bot/trainer/devsets.py). Writes reports/ (tables, confused
+pairs, PNG charts including risk_coverage.png, summary.json) and compares
+with reports/baseline.json:
 exit 1 when macro-F1 falls by more than the margin or an intent falls below
 its floor, exit 2 on bad input.
 """
@@ -28,6 +30,9 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.trainer.datasets import labelled, load_training_data, nlu_files
+from bot.trainer.devsets import DEFAULT_DEVSETS, DevsetError, Devsets, load
+from bot.trainer.devsets import evaluate as evaluate_devsets
+from bot.trainer.devsets import summary as devsets_summary
 from bot.trainer.metrics import NluScores, score
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class Inputs:
     reports: Path = PROJECT_ROOT / "reports"
     baseline: Path = PROJECT_ROOT / "reports" / "baseline.json"
     model: Optional[Path] = None
+    devsets: Optional[Path] = DEFAULT_DEVSETS  # None: skip the external evaluation
 
     @property
     def is_shipped_bot(self) -> bool:
@@ -158,10 +164,15 @@ def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
     sentiment_file = sentiment_data(inputs.config)
     sentiment_tests = [pair for path in nlu_files(inputs.test, key="sentiment")
                        for pair in load_examples(path)] if sentiment_file else []
+    external = load_devsets(inputs.devsets)
     started = time.monotonic()
     model = ensure_model(inputs)
     trained = time.monotonic()
-    parses = parse_all(model, [e.text for e in test_examples] + [t for t, _ in sentiment_tests])
+    texts = [e.text for e in test_examples] + [t for t, _ in sentiment_tests]
+    devset_texts = {name: [row["text"] for row in external.rows[name]]
+                    for name in (external.present if external else [])}
+    parses = parse_all(model, texts + [t for rows in devset_texts.values() for t in rows])
+    devset_results = score_devsets(external, parses[len(texts):]) if external else None
     test_scores = score(test_examples, parses[:len(test_examples)])
     cv_scores = cross_validate(inputs, folds) if folds >= 2 else None
     sentiment = evaluate_sentiment(sentiment_file) if sentiment_file else None
@@ -173,11 +184,36 @@ def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
         "cross_validation": ({"folds": folds, **scores_summary(cv_scores)}
                              if cv_scores else None),
         "sentiment": sentiment,
+        "devsets": devsets_summary(devset_results) if devset_results else None,
         "seconds": {"training": round(trained - started),
                     "evaluation": round(time.monotonic() - trained)},
     }
-    write_reports(inputs.reports, summary, test_scores, cv_scores)
+    write_reports(inputs.reports, summary, test_scores, cv_scores, devset_results,
+                  inputs.devsets)
     return summary
+
+
+def load_devsets(folder: Optional[Path]) -> Optional[Devsets]:
+    """The development sets in the folder; None (and a line saying so) when there are none."""
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        print(f"Third-party development sets: {folder} not found, skipped.")
+        return None
+    try:
+        external = load(folder)
+    except DevsetError as error:
+        raise InputError(str(error)) from None
+    if not external.present:
+        print(f"Third-party development sets: none in {folder}, skipped.")
+        return None
+    return external
+
+
+def score_devsets(external: Devsets, parses: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Each set's scores, from the parses of all sets' texts in order."""
+    queue = iter(parses)
+    return evaluate_devsets(external, lambda texts: [next(queue) for _ in texts])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -196,13 +232,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", type=Path, help="evaluate this model instead of training")
     parser.add_argument("--reports", type=Path, default=defaults.reports)
     parser.add_argument("--baseline", type=Path, default=defaults.baseline)
+    parser.add_argument("--devsets", type=Path, default=defaults.devsets,
+                        help="folder of third-party development sets (default ../shared/devsets)")
+    parser.add_argument("--no-devsets", action="store_true",
+                        help="skip the third-party development sets")
     args = parser.parse_args(argv)
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds must be 0 (no cross-validation) or at least 2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     inputs = Inputs(args.config.resolve(), args.domain.resolve(), args.data.resolve(),
                     args.test.resolve(), args.reports.resolve(), args.baseline.resolve(),
-                    args.model.resolve() if args.model else None)
+                    args.model.resolve() if args.model else None,
+                    None if args.no_devsets else args.devsets.resolve())
     try:
         summary = evaluate(inputs, args.folds)
     except InputError as error:

@@ -20,6 +20,14 @@ GUARDED = [
     ("cross-validation intent macro-F1", ("cross_validation", "macro_f1")),
     ("sentiment held-out macro-F1", ("sentiment", "macro_f1")),
     ("sentiment test-set macro-F1", ("sentiment", "test", "macro_f1")),
+    ("third-party requests (bitext) accuracy", ("devsets", "bitext", "accuracy")),
+    ("third-party off-topic handled", ("devsets", "offtopic", "handled")),
+    ("third-party hostile macro-F1 (offensive)", ("devsets", "offensive", "macro_f1")),
+    ("third-party negative F1 (sentiment)", ("devsets", "sentiment", "f1_negative")),
+]
+# Scores where higher is worse: the margin guards a rise.
+GUARDED_RISES = [
+    ("third-party wrong-answer share (bitext)", ("devsets", "bitext", "wrong")),
 ]
 
 
@@ -54,6 +62,11 @@ def check(summary: Dict[str, Any], baseline: Dict[str, Any]) -> List[str]:
         if now is not None and before is not None and before - now > gate["margin"]:
             failures.append(f"{label} fell from {before:.3f} to {now:.3f} "
                             f"(allowed drop {gate['margin']:.3f})")
+    for label, path in GUARDED_RISES:
+        now, before = _get(summary, path), _get(baseline, path)
+        if now is not None and before is not None and now - before > gate["margin"]:
+            failures.append(f"{label} rose from {before:.3f} to {now:.3f} "
+                            f"(allowed rise {gate['margin']:.3f})")
     for intent, row in sorted(summary["test"]["intents"].items()):
         floor = gate["intent_floors"].get(intent, gate["intent_floor"])
         if row["f1"] < floor:
@@ -75,9 +88,10 @@ def check_against_baseline(path: Path, summary: Dict[str, Any]) -> List[str]:
 def update_baseline(path: Path, summary: Dict[str, Any]) -> None:
     """Accept the summary's numbers, keeping the gate settings trainers chose."""
     old = load_baseline(path) or {"gate": dict(DEFAULT_GATE)}
-    # A run without CV (FOLDS=0) keeps the accepted CV numbers.
+    # A run without CV (FOLDS=0) or without the development sets keeps the
+    # accepted numbers for them.
     accepted = {key: summary.get(key) if summary.get(key) is not None else old.get(key)
-                for key in ("test", "cross_validation", "sentiment")}
+                for key in ("test", "cross_validation", "sentiment", "devsets")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"gate": old["gate"], **_rounded(accepted)}, indent=2,
                                sort_keys=False) + "\n", encoding="utf-8")

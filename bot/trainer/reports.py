@@ -6,14 +6,21 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bot.trainer import devsets
 from bot.trainer.metrics import NluScores
 
 
 def write_reports(folder: Path, summary: Dict[str, Any], test: NluScores,
-                  cv: Optional[NluScores]) -> None:
+                  cv: Optional[NluScores], devset_results: Optional[Dict[str, Any]] = None,
+                  devset_folder: Optional[Path] = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (folder / "intent_report.md").write_text(intent_report(summary, test, cv), encoding="utf-8")
+    report = intent_report(summary, test, cv)
+    if devset_folder is not None:
+        report += "\n" + devsets.report(devset_results or {}, devset_folder)
+    (folder / "intent_report.md").write_text(report, encoding="utf-8")
+    if devset_results:
+        risk_coverage_png(devset_results, folder / "risk_coverage.png")
     (folder / "confused_pairs.md").write_text(confused_pairs_report(test, cv), encoding="utf-8")
     confusion_matrix_png(test, folder / "confusion_matrix.png")
     confidence_histogram_png(test, folder / "confidence_histogram.png")
@@ -138,3 +145,33 @@ def confidence_histogram_png(scores: NluScores, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def risk_coverage_png(results: Dict[str, Any], path: Path) -> bool:
+    """Bitext's risk-coverage curve: answering only above a confidence threshold.
+
+    False (no file) when there is no bitext set.
+    """
+    bitext = results.get("bitext")
+    if not bitext or not bitext["curve"]:
+        return False
+    plt = _pyplot()
+    curve = bitext["curve"]
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    axes.plot([p["coverage"] for p in curve], [p["accuracy"] for p in curve], color="seagreen")
+    for coverage in devsets.COVERAGE_POINTS:
+        value = devsets.accuracy_at(curve, coverage)
+        if value is not None:
+            axes.scatter([coverage], [value], color="crimson", zorder=3)
+            axes.annotate(f"{value:.2f} at {coverage:.0%}", (coverage, value),
+                          textcoords="offset points", xytext=(-80, -14), fontsize=8)
+    axes.set_xlabel("coverage: share of messages answered")
+    axes.set_ylabel("accuracy of the answered messages")
+    axes.set_title(f"Risk-coverage on third-party requests ({bitext['examples']} messages)")
+    axes.set_xlim(0, 1.01)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
