@@ -22,6 +22,7 @@ from actions.case_details import (
     usable_description,
 )
 from actions.escalation import escalate
+from actions.mood import is_upset
 from actions.wording import reply_eta
 from bot.brand import brand
 from bot.privacy import mask_email
@@ -60,6 +61,10 @@ class ActionOpenCase(Action):
         topic = (tracker.latest_message.get("intent") or {}).get("name")
         if topic not in CASE_DETAILS:
             topic = "other"
+        # Upset about a real problem: say sorry before the first form question.
+        # (Complaints get their own apology from the rule that opens them.)
+        if topic != "complaint" and is_upset(tracker):
+            dispatcher.utter_message(response="utter_sorry_for_trouble")
         text = tracker.latest_message.get("text") or ""
         entities = {e.get("entity") for e in tracker.latest_message.get("entities", [])}
         events: List[EventType] = [

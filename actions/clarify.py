@@ -1,6 +1,7 @@
 """The first stage of fallback: ask once, offering the likeliest meanings.
 
 If the next message is still unclear, data/rules.yml hands over to a person.
+An upset customer gets an apology before the menu, never a bare one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.mood import is_upset
 from actions.wording import INTENT_LABELS
 
 MAX_SUGGESTIONS = 2
@@ -32,5 +34,6 @@ class ActionClarify(Action):
     ) -> List[EventType]:
         buttons = [{"title": INTENT_LABELS[n], "payload": f"/{n}"} for n in suggestions(tracker)]
         buttons.append({"title": "Talk to a person", "payload": "/request_human"})
-        dispatcher.utter_message(response="utter_clarify", buttons=buttons)
+        response = "utter_clarify_upset" if is_upset(tracker) else "utter_clarify"
+        dispatcher.utter_message(response=response, buttons=buttons)
         return []

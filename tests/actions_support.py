@@ -19,6 +19,7 @@ def tracker(
     metadata: Optional[Dict[str, Any]] = None,
     ranking: Optional[List[Dict[str, Any]]] = None,
     active_loop: Optional[str] = None,
+    sentiment: Optional[str] = None,
 ) -> Tracker:
     all_slots = {name: None for name in DOMAIN["slots"]}
     all_slots.update(slots or {})
@@ -31,6 +32,7 @@ def tracker(
             "text": text,
             "entities": entities or [],
             "metadata": metadata or {},
+            **({"sentiment": {"label": sentiment, "score": 0.9}} if sentiment else {}),
         },
         events=[],
         paused=False,

@@ -211,3 +211,33 @@ def test_a_cry_for_help_is_met_with_safety_numbers_and_a_person(live_agent):
     assert "999" in reply and "116 123" in reply
     assert customer.slot("escalation_reason") == "sensitive:self_harm"
     assert customer.slot("escalation_priority") == "urgent"
+
+
+# --- replies that fit how the customer feels (actions/mood.py) ---------------
+
+def test_sarcastic_thanks_gets_an_apology_not_a_youre_welcome(live_agent):
+    reply = Customer(live_agent, "Priya").texts("oh thanks for nothing, really helpful 🙄")
+    assert "sorry" in reply.lower()
+    assert "welcome" not in reply.lower() and "so kind" not in reply.lower()
+
+
+def test_an_angry_great_job_is_not_taken_as_praise(live_agent):
+    reply = Customer(live_agent).texts("great job guys, lost my parcel AGAIN. brilliant.")
+    assert "so kind" not in reply.lower() and "welcome" not in reply.lower()
+    assert "sorry" in reply.lower()
+
+
+def test_a_complaint_about_another_companys_service_is_not_pulled_into_our_form(live_agent):
+    customer = Customer(live_agent, "Dev")
+    reply = customer.texts("my flight to madrid was cancelled and the airline won't refund me, "
+                           "this is a disgrace")
+    assert "order number" not in reply.lower() and "email" not in reply.lower()
+    assert "sorry" in reply.lower()
+    assert customer.slot("case_topic") is None
+
+
+def test_an_upset_customer_with_an_order_problem_hears_sorry_before_the_question(live_agent):
+    reply = Customer(live_agent, "Jo").texts(
+        "I'm really annoyed, my order still hasn't arrived and it's been ages")
+    assert reply.startswith("I'm sorry for the trouble, Jo")
+    assert "order number" in reply.lower()
