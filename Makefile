@@ -82,4 +82,5 @@ clean: ## Remove trained models, test output and local data
 
 bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
 	$(BIN)/python -m bench.sentiment
+	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3

@@ -20,6 +20,7 @@ from bot.trainer import gate
 from bot.trainer.nlu_files import read_examples
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "trainer"
+DEVSETS = PROJECT_ROOT / "tests" / "fixtures" / "devsets"
 
 
 def evaluate(tmp_path: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -27,7 +28,8 @@ def evaluate(tmp_path: Path, data: Path, *extra: str) -> subprocess.CompletedPro
                "--config", str(FIXTURE / "config.yml"), "--domain", str(FIXTURE / "domain.yml"),
                "--data", str(data), "--test", str(FIXTURE / "test"),
                "--reports", str(tmp_path / "reports"),
-               "--baseline", str(tmp_path / "baseline.json"), *extra]
+               "--baseline", str(tmp_path / "baseline.json"), "--devsets", str(DEVSETS),
+               *extra]
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=900)
 
@@ -63,13 +65,26 @@ def test_evaluate_writes_the_reports(baseline_run):
     assert "| label | test set | held out |" in table  # sentiment
     assert "| order_id |" in table  # entities
     assert "# Most confused intents" in (reports / "confused_pairs.md").read_text()
-    for chart in ("confusion_matrix.png", "confidence_histogram.png"):
+    assert "## Third-party development sets" in table
+    assert "| bitext | 8 | accuracy |" in table
+    assert "| offtopic | 4 | handled as off-topic |" in table
+    for chart in ("confusion_matrix.png", "confidence_histogram.png", "risk_coverage.png"):
         assert (reports / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((reports / "summary.json").read_text())
     assert summary["test"]["examples"] == 30
     assert summary["cross_validation"]["folds"] == 2
     assert summary["sentiment"]["test"]["examples"] == 12
+    devsets = summary["devsets"]
+    assert {devsets["bitext"][k] for k in ("accuracy", "wrong", "fallback")} <= {
+        i / 8 for i in range(9)}
+    assert devsets["bitext"]["accuracy"] + devsets["bitext"]["wrong"] + \
+        devsets["bitext"]["fallback"] == pytest.approx(1.0)
+    assert set(devsets["bitext"]["risk_coverage"]) == {"accuracy_at_80", "accuracy_at_95"}
+    assert 0 <= devsets["offtopic"]["handled"] <= 1
+    assert 0 <= devsets["offensive"]["macro_f1"] <= 1
+    assert 0 <= devsets["sentiment"]["f1_negative"] <= 1
     baseline = json.loads((tmp_path / "baseline.json").read_text())
+    assert baseline["devsets"]["bitext"]["accuracy"] == round(devsets["bitext"]["accuracy"], 4)
     assert baseline["gate"] == gate.DEFAULT_GATE
     assert baseline["test"]["macro_f1"] == round(summary["test"]["macro_f1"], 4)
     assert "Baseline updated" in result.stdout
@@ -84,6 +99,9 @@ def test_the_gate_fires_on_a_worsened_dataset(baseline_run, tmp_path):
     assert "REGRESSION: test-set intent macro-F1 fell from" in result.stdout
     assert "REGRESSION: intent order_status F1" in result.stdout
     assert "below its floor 0.75, was 1.000" in result.stdout
+    # Half the third-party requests are about orders: they go wrong too.
+    assert "REGRESSION: third-party requests (bitext) accuracy fell from" in result.stdout
+    assert "REGRESSION: third-party wrong-answer share (bitext) rose from" in result.stdout
     confused = (tmp_path / "reports" / "confused_pairs.md").read_text()
     assert "### order_status → refund_request" in confused
 
@@ -94,6 +112,17 @@ def test_unchanged_data_passes_the_gate(baseline_run, tmp_path):
     result = evaluate(tmp_path, FIXTURE / "data" / "nlu", "--folds", "0")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Gate passed" in result.stdout
+
+
+def test_missing_devsets_are_skipped_with_a_clear_line(baseline_run, tmp_path):
+    base_dir, _ = baseline_run
+    shutil.copy(base_dir / "baseline.json", tmp_path / "baseline.json")
+    result = evaluate(tmp_path, FIXTURE / "data" / "nlu", "--folds", "0",
+                      "--devsets", str(tmp_path / "nowhere"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Third-party development sets: " in result.stdout and "not found, skipped" in \
+        result.stdout
+    assert json.loads((tmp_path / "reports" / "summary.json").read_text())["devsets"] is None
 
 
 def test_bad_input_is_a_clear_error(tmp_path):

@@ -70,10 +70,10 @@ class EncoderIntentClassifier(GraphComponent, IntentClassifier):
     def get_default_config() -> Dict[str, Any]:
         return {
             # Inverse regularisation strength of the logistic regression.
-            "C": 16.0,
+            "C": 32.0,
             # How much each feature family counts (rows are L2-normalised first).
             "dense_weight": 1.0,
-            "sparse_weight": 0.6,
+            "sparse_weight": 1.0,
             # Mean similarity of the k nearest in-scope examples: at or above
             # novelty_ceiling confidence is untouched; at novelty_floor or below
             # it is multiplied by novelty_min_factor; linear in between.

@@ -177,7 +177,7 @@ def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
     cv_scores = cross_validate(inputs, folds) if folds >= 2 else None
     sentiment = evaluate_sentiment(sentiment_file) if sentiment_file else None
     if sentiment and sentiment_tests:
-        sentiment["test"] = score_test_set(sentiment_tests, parses[len(test_examples):])
+        sentiment["test"] = score_test_set(sentiment_tests, parses[len(test_examples):len(texts)])
     summary: Dict[str, Any] = {
         "model": str(model),
         "test": scores_summary(test_scores),
