@@ -17,10 +17,10 @@ import yaml
 from pydantic import BaseModel, HttpUrl, ValidationError, validator
 
 from bot.business_hours import WEEKDAYS, OpeningHours
+from bot.handoff_contract import PRIORITIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = PROJECT_ROOT / "brand.yml"
-PRIORITIES = ("urgent", "high", "normal", "low")
 
 
 class BrandProfileError(ValueError):

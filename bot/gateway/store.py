@@ -374,19 +374,23 @@ class Store:
 
     def resolve_handoff(self, handoff_id: int, agent: str,
                         question: Optional[OutboundMessage] = None,
-                        now: Optional[float] = None) -> None:
-        """Close the handoff, give the conversation back to the bot, queue ``question``."""
+                        now: Optional[float] = None) -> bool:
+        """Close the handoff and queue ``question``; False if it was already resolved."""
         now = now or time.time()
         with self._write() as db:
             conv_id = db.execute(sa.select(handoffs.c.conversation_id)
                                  .where(handoffs.c.id == handoff_id)).scalar_one()
-            db.execute(handoffs.update().where(handoffs.c.id == handoff_id).values(
+            closed = db.execute(handoffs.update().where(
+                handoffs.c.id == handoff_id, handoffs.c.status != "resolved").values(
                 status="resolved", resolved_at=now,
-                claimed_by=sa.func.coalesce(handoffs.c.claimed_by, agent)))
+                claimed_by=sa.func.coalesce(handoffs.c.claimed_by, agent))).rowcount
+            if not closed:
+                return False
             db.execute(conversations.update().where(conversations.c.id == conv_id)
                        .values(mode="bot"))
             if question is not None:
                 self._insert_outbound(db, conv_id, "csat", question, now)
+        return True
 
     def add_note(self, handoff_id: int, agent: str, text: str,
                  now: Optional[float] = None) -> None:

@@ -1,0 +1,56 @@
+"""One event for every change to a handoff, so every agent surface shows the same thing.
+
+The desk and the pipeline publish a ``HandoffChange``; each ``AgentSurface``
+(web inbox, Telegram group) reacts to all of them, whichever surface the
+change came from. That is what keeps the inbox and the Telegram card in step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import List, Literal, Optional, Protocol
+
+from bot.gateway.store import StoredMessage
+
+log = logging.getLogger(__name__)
+
+ChangeKind = Literal["opened", "customer_wrote", "claimed", "replied", "noted", "resolved",
+                     "rated", "marked"]
+
+
+@dataclass(frozen=True)
+class HandoffChange:
+    """Something happened to a handoff: who did what, and through which surface."""
+
+    handoff_id: int
+    kind: ChangeKind
+    agent: Optional[str] = None
+    via: Optional[str] = None  # "inbox", "api", "telegram"; None for the customer or bot
+    text: Optional[str] = None  # the reply or note, for surfaces that show it
+    message: Optional[StoredMessage] = None  # the customer's message, for customer_wrote
+
+
+class AgentSurface(Protocol):
+    """Somewhere agents work (web inbox, Telegram group): told about every change."""
+
+    async def on_handoff_change(self, change: HandoffChange) -> None:
+        """Show the change to the agents working here."""
+
+
+class AgentSurfaces:
+    """Every surface, told in turn; one failing never keeps the others uninformed."""
+
+    def __init__(self) -> None:
+        self._surfaces: List[AgentSurface] = []
+
+    def add(self, surface: AgentSurface) -> None:
+        self._surfaces.append(surface)
+
+    async def publish(self, change: HandoffChange) -> None:
+        for surface in self._surfaces:
+            try:
+                await surface.on_handoff_change(change)
+            except Exception:  # noqa: BLE001 - one surface failing must not stop others
+                log.exception("agent surface %s failed on %s", type(surface).__name__,
+                              change.kind)
