@@ -19,7 +19,6 @@ from typing import Dict, List, Optional, Protocol
 
 from bot.brand import BrandProfile
 from bot.gateway.acknowledgement import acknowledgement
-from bot.gateway.async_store import AsyncStore
 from bot.gateway.handoffs.csat import csat_score, csat_thanks
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
@@ -27,6 +26,7 @@ from bot.gateway.handoffs.intake import handoff_request
 from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.store import Received, Store, StoredMessage
+from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from bot.brand import BrandProfile
-from bot.gateway.async_store import AsyncStore
 from bot.gateway.handoffs.csat import csat_question
 from bot.gateway.handoffs.errors import (
     AlreadyResolvedError,
@@ -23,6 +22,7 @@ from bot.gateway.handoffs.events import AgentSurface, AgentSurfaces, HandoffChan
 from bot.gateway.messages import OutboundMessage
 from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
+from bot.gateway.store.facade import AsyncStore
 
 # Slots cleared when a person hands the conversation back to the bot.
 RESET_ON_RESUME = ["escalated", "escalation_reason", "escalation_priority",
