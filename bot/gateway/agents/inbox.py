@@ -13,14 +13,22 @@ import functools
 import hmac
 import secrets
 import time
-from html import escape
 from typing import Any, Awaitable, Callable, Dict, Optional, Set
 
+from markupsafe import Markup
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.agents.accounts import check_password
-from bot.gateway.agents.inbox_pages import LIVE, handoff_body, page, queue_rows, transcript_html
+from bot.gateway.agents.inbox_pages import (
+    handoff_body,
+    login_body,
+    not_found_body,
+    page,
+    queue_body,
+    queue_rows,
+    transcript_html,
+)
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
 
@@ -110,12 +118,7 @@ def form_post(handler: Handler) -> Handler:
 
 @inbox.get("/login")
 async def login_page(request: Request, error: str = "") -> HTTPResponse:
-    message = f"<p class=error>{escape(error)}</p>" if error else ""
-    return page("Sign in", f"<h2>Sign in</h2>{message}<form method=post action=/inbox/login>"
-                           "<p><label>Username <input name=username autocomplete=username>"
-                           "</label></p><p><label>Password <input name=password type=password "
-                           "autocomplete=current-password></label></p><button>Sign in</button>"
-                           "</form>")
+    return page("Sign in", login_body(error))
 
 
 @inbox.post("/login")
@@ -162,14 +165,10 @@ async def _names(db, handoffs) -> Dict[int, str]:  # noqa: ANN001 - an AsyncStor
 @inbox.get("/")
 @signed_in()
 async def queue_page(request: Request) -> HTTPResponse:
-    return page("Inbox", "<h2>Waiting for a person</h2><table><thead><tr><th>Priority</th>"
-                         "<th>Customer</th><th>Reason</th><th>Summary</th><th>Waiting</th>"
-                         "<th>Status</th></tr></thead><tbody id=queue data-live=/inbox/queue>"
-                         + await _queue_fragment(request) + "</tbody></table>" + LIVE,
-                request.ctx.session)
+    return page("Inbox", queue_body(await _queue_fragment(request)), request.ctx.session)
 
 
-async def _queue_fragment(request: Request) -> str:
+async def _queue_fragment(request: Request) -> Markup:
     gateway = request.app.ctx.gateway
     handoffs = await gateway.handoffs.queue()
     return queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
@@ -179,7 +178,7 @@ async def _queue_fragment(request: Request) -> str:
 @inbox.get("/queue")
 @signed_in(page=False)
 async def queue_fragment(request: Request) -> HTTPResponse:
-    return response.html(await _queue_fragment(request))
+    return response.html(str(await _queue_fragment(request)))
 
 
 @inbox.get("/handoffs/<handoff_id:int>")
@@ -189,16 +188,16 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
     gateway = request.app.ctx.gateway
     handoff = await gateway.db.handoff(handoff_id)
     if handoff is None:
-        return page("Not found", "<p>No such handoff.</p>", session)
+        return page("Not found", not_found_body(), session)
     zone = gateway.profile.opening_hours.zone
     conversation = await gateway.db.conversation(handoff["conversation_id"]) or {}
     transcript = await _transcript(gateway.db, handoff, session, zone)
-    return page("Conversation", handoff_body(handoff, conversation, transcript, session, zone)
-                + LIVE, session)
+    return page("Conversation", handoff_body(handoff, conversation, transcript, session, zone),
+                session)
 
 
 async def _transcript(db, handoff: Dict[str, Any], session: Dict[str, Any],
-                      zone) -> str:  # noqa: ANN001 - an AsyncStore and a ZoneInfo
+                      zone) -> Markup:  # noqa: ANN001 - an AsyncStore and a ZoneInfo
     conversation_id = handoff["conversation_id"]
     return transcript_html(await db.transcript(conversation_id), zone, session, handoff["id"],
                            await db.misunderstood_ids(conversation_id))
@@ -211,8 +210,8 @@ async def transcript_fragment(request: Request, handoff_id: int) -> HTTPResponse
     handoff = await gateway.db.handoff(handoff_id)
     if handoff is None:
         return response.text("no such handoff", status=404)
-    return response.html(await _transcript(gateway.db, handoff, request.ctx.session,
-                                           gateway.profile.opening_hours.zone))
+    return response.html(str(await _transcript(gateway.db, handoff, request.ctx.session,
+                                               gateway.profile.opening_hours.zone)))
 
 
 @inbox.post("/handoffs/<handoff_id:int>/<action:str>")

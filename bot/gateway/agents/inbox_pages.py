@@ -1,48 +1,54 @@
-"""The web inbox's HTML: every value a customer or agent typed is escaped here."""
+"""The web inbox's HTML, from the templates in ``templates/``, autoescaped.
+
+Each template is a small HTML file with ``{name}`` placeholders. Rendering
+goes through MarkupSafe's ``Markup.format`` (what Jinja2's autoescape is built
+on), so every value is HTML-escaped unless it is itself rendered markup: a
+customer's or agent's text can never become HTML. (Jinja2 is not installed in
+this project's environment, so its loops are written here in Python.)
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
-from html import escape
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from markupsafe import Markup
 from sanic import response
 from sanic.response import HTTPResponse
 
 from bot.gateway.store import StoredMessage
 from bot.handoff_contract import badge
 
-STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f6f5f2;color:#1d1d1b}
-header{background:#2f5d50;color:#fff;padding:10px 20px;display:flex;gap:16px;align-items:center}
-header a{color:#fff} header form{margin-left:auto} main{padding:20px;max-width:1100px}
-table{border-collapse:collapse;width:100%;background:#fff} td,th{padding:8px;border-bottom:1px
-solid #e4e1da;text-align:left;vertical-align:top} .muted{color:#777;font-size:13px}
-.msg{padding:6px 10px;border-radius:10px;margin:4px 0;max-width:75%;white-space:pre-wrap}
-.in{background:#fff;border:1px solid #ddd} .out{background:#e3efe9;margin-left:auto}
-.cols{display:grid;grid-template-columns:2fr 1fr;gap:20px} textarea{width:100%;min-height:70px}
-.card{background:#fff;padding:12px;border-radius:8px;margin-bottom:12px} .error{color:#a00}
-.mark{display:inline;margin-left:6px} .mark button{font-size:12px;padding:0 6px}
-.marked{border-color:#d9a03f} .flag{color:#8a5a00;font-size:13px}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
+# Read once at import, so no page render touches the disk on the event loop.
+_TEMPLATES = {path.stem: Markup(path.read_text(encoding="utf-8").rstrip("\n"))
+              for path in TEMPLATES.glob("*.html")}
+STYLE = Markup((TEMPLATES / "inbox.css").read_text(encoding="utf-8"))
+LABELS = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot"}
 
 
-def page(title: str, body: str, session: Optional[Dict[str, Any]] = None) -> HTTPResponse:
-    user = ""
-    if session:
-        user = (f"<span>{escape(session['display_name'])}</span>"
-                f"<form method=post action=/inbox/logout>{csrf_field(session)}"
-                f"<button>Sign out</button></form>")
-    return response.html(
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}"
-        f"</title><meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<style>{STYLE}</style></head><body><header><a href=/inbox/><b>Inbox</b></a>{user}"
-        f"</header><main>{body}</main></body></html>")
+def render(template: str, **values: Any) -> Markup:
+    """``templates/<template>.html`` with ``values`` escaped into its placeholders."""
+    return _TEMPLATES[template].format(**values)
 
 
-def csrf_field(session: Dict[str, Any]) -> str:
-    return f"<input type=hidden name=csrf value='{escape(session['csrf'])}'>"
+def join(parts: List[Markup]) -> Markup:
+    return Markup("").join(parts)
+
+
+LIVE = render("live")  # pages with [data-live] parts fetch them again on each event
+
+
+def page(title: str, body: Markup, session: Optional[Dict[str, Any]] = None) -> HTTPResponse:
+    user = render("signed_in", name=session["display_name"], csrf=csrf_field(session)) \
+        if session else Markup("")
+    return response.html(str(render("layout", title=title, style=STYLE, user=user, body=body)))
+
+
+def csrf_field(session: Dict[str, Any]) -> Markup:
+    return render("csrf", token=session["csrf"])
 
 
 def when(timestamp: Optional[float], zone) -> str:  # noqa: ANN001 - a ZoneInfo
@@ -54,101 +60,69 @@ def waited(since: float) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
-def queue_rows(handoffs: List[Dict[str, Any]], names: Dict[str, str], zone) -> str:  # noqa: ANN001
+def login_body(error: str = "") -> Markup:
+    return render("login", message=render("login_error", error=error) if error else "")
+
+
+def queue_body(rows: Markup) -> Markup:
+    return render("queue", rows=rows, live=LIVE)
+
+
+def queue_rows(handoffs: List[Dict[str, Any]], names: Dict[int, str],
+               zone) -> Markup:  # noqa: ANN001 - a ZoneInfo
     if not handoffs:
-        return "<tr><td colspan=6 class=muted>No one is waiting. 🎉</td></tr>"
-    rows = []
-    for h in handoffs:
-        rows.append(
-            f"<tr data-handoff={h['id']}><td>{escape(badge(h['priority']))}"
-            f"</td><td><a href=/inbox/handoffs/{h['id']}>{escape(names.get(h['id']) or '?')}"
-            f"</a><div class=muted>{escape(h['conversation_id'])}</div></td>"
-            f"<td>{escape(h['reason'])}</td><td>{escape(h['summary'] or '')}</td>"
-            f"<td>{waited(h['created_at'])}<div class=muted>due {when(h['sla_due_at'], zone)}"
-            f"</div></td><td>{escape(h['status'])}"
-            f"{(' · ' + escape(h['claimed_by'])) if h['claimed_by'] else ''}</td></tr>")
-    return "".join(rows)
+        return render("queue_empty")
+    return join([render(
+        "queue_row", id=h["id"], badge=badge(h["priority"]), name=names.get(h["id"]) or "?",
+        conversation_id=h["conversation_id"], reason=h["reason"], summary=h["summary"] or "",
+        waited=waited(h["created_at"]), due=when(h["sla_due_at"], zone), status=h["status"],
+        claimed=f" · {h['claimed_by']}" if h["claimed_by"] else "") for h in handoffs])
 
 
 def transcript_html(messages: List[StoredMessage], zone,  # noqa: ANN001 - a ZoneInfo
-                    session: Dict[str, Any], handoff_id: int, marks: Dict[int, str]) -> str:
+                    session: Dict[str, Any], handoff_id: int, marks: Dict[int, str]) -> Markup:
     """The conversation; each customer message can be marked "bot misunderstood"."""
-    parts = []
-    for m in messages:
-        side = "in" if m.direction == "in" else "out"
-        label = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot"}.get(
-            m.kind, "customer")
-        flag = ""
-        if m.direction == "in" and m.kind == "message":
-            flag = mark_form(m.id, session, handoff_id, marks.get(m.id))
-        extra = " marked" if m.id in marks else ""
-        parts.append(f"<div class='msg {side}{extra}' data-message={m.id}><span class=muted>"
-                     f"{label} · {when(m.created_at, zone)}</span>{flag}<br>"
-                     f"{escape(m.text)}</div>")
-    return "".join(parts)
+    return join([render(
+        "message", side="in" if m.direction == "in" else "out",
+        marked=" marked" if m.id in marks else "", id=m.id,
+        label=LABELS.get(m.kind, "customer"), at=when(m.created_at, zone),
+        flag=mark_form(m.id, session, handoff_id, marks.get(m.id))
+        if m.direction == "in" and m.kind == "message" else "",
+        text=m.text) for m in messages])
 
 
 def mark_form(message_id: int, session: Dict[str, Any], handoff_id: int,
-              marked_by: Optional[str]) -> str:
+              marked_by: Optional[str]) -> Markup:
     """The mark button, or the mark and its Undo: misreadings feed the NLU review."""
-    hidden = f"{csrf_field(session)}<input type=hidden name=handoff value={handoff_id}>"
     if marked_by is None:
-        return (f"<form class=mark method=post action=/inbox/messages/{message_id}/misunderstood>"
-                f"{hidden}<button title='Flag for the NLU trainers&#39; review'>"
-                f"Bot misunderstood</button></form>")
-    return (f" <span class=flag>marked: bot misunderstood · {escape(marked_by)}</span>"
-            f"<form class=mark method=post action=/inbox/messages/{message_id}/understood>"
-            f"{hidden}<button>Undo</button></form>")
+        return render("mark", message_id=message_id, csrf=csrf_field(session),
+                      handoff_id=handoff_id)
+    return render("unmark", agent=marked_by, message_id=message_id, csrf=csrf_field(session),
+                  handoff_id=handoff_id)
 
 
-LIVE = """<script>
-new EventSource('/inbox/events').onmessage = async () => {
-  for (const el of document.querySelectorAll('[data-live]')) {
-    const r = await fetch(el.dataset.live);
-    if (r.ok) el.innerHTML = await r.text();
-  }
-};
-</script>"""
-
-
-
-
-def handoff_body(handoff: Dict[str, Any], conversation: Dict[str, Any], transcript: str,
-                 session: Dict[str, Any], zone) -> str:  # noqa: ANN001 - a ZoneInfo
+def handoff_body(handoff: Dict[str, Any], conversation: Dict[str, Any], transcript: Markup,
+                 session: Dict[str, Any], zone) -> Markup:  # noqa: ANN001 - a ZoneInfo
     """A conversation's page: transcript, actions, reason, case details, turns, notes."""
-    handoff_id = handoff["id"]
     context = handoff["context"]
-    details = "".join(f"<li>{escape(k)}: {escape(str(v))}</li>"
-                      for k, v in (context.get("details") or {}).items())
-    turns = "".join(
-        f"<tr><td>{escape(t.get('text') or '')}</td><td>{escape(str(t.get('intent')))}</td>"
-        f"<td>{t.get('confidence') or 0:.2f}</td><td>{escape(str(t.get('sentiment')))}</td></tr>"
-        for t in context.get("turns") or [])
-    notes = "".join(f"<li><b>{escape(n['agent'])}</b>: {escape(n['text'])}</li>"
-                    for n in handoff["notes"]) or "<li class=muted>none</li>"
-    form = csrf_field(session)
-    actions = "" if handoff["status"] == "resolved" else (
-        f"<form method=post action=/inbox/handoffs/{handoff_id}/reply>{form}"
-        f"<textarea name=text aria-label=Reply placeholder='Reply to the customer'></textarea>"
-        f"<button>Send reply</button></form><p>"
-        f"<form method=post action=/inbox/handoffs/{handoff_id}/claim style=display:inline>"
-        f"{form}<button>Claim</button></form> "
-        f"<form method=post action=/inbox/handoffs/{handoff_id}/resolve style=display:inline>"
-        f"{form}<button>Resolve: back to the bot</button></form></p>")
-    body = (
-        f"<h2>{escape(conversation.get('customer_name') or 'Customer')} · "
-        f"{badge(handoff['priority'])} · <span id=status>{escape(handoff['status'])}"
-        f"</span></h2><div class=cols><div><div class=card id=transcript "
-        f"data-live=/inbox/handoffs/{handoff_id}/transcript>"
-        f"{transcript}"
-        f"</div>{actions}</div><div><div class=card><b>Reason</b>: {escape(handoff['reason'])}"
-        f" {escape(context.get('detail') or '')}<br><b>Summary</b>: "
-        f"{escape(handoff['summary'] or '')}<br><b>Reply due</b>: "
-        f"{when(handoff['sla_due_at'], zone)}<br><b>Channel</b>: "
-        f"{escape(handoff['conversation_id'])}<ul>{details}</ul></div><div class=card>"
-        f"<b>Turns</b><table><tr><th>Message</th><th>Intent</th><th>Conf.</th><th>Mood</th>"
-        f"</tr>{turns}</table></div><div class=card><b>Internal notes</b><ul>{notes}</ul>"
-        f"<form method=post action=/inbox/handoffs/{handoff_id}/notes>{form}"
-        f"<textarea name=text aria-label=Note></textarea><button>Add note</button></form>"
-        f"</div></div></div>")
-    return body
+    csrf = csrf_field(session)
+    details = join([render("detail_item", key=k, value=str(v))
+                    for k, v in (context.get("details") or {}).items()])
+    turns = join([render("turn_row", text=t.get("text") or "", intent=str(t.get("intent")),
+                         confidence=t.get("confidence") or 0, sentiment=str(t.get("sentiment")))
+                  for t in context.get("turns") or []])
+    notes = join([render("note_item", agent=n["agent"], text=n["text"])
+                  for n in handoff["notes"]]) or render("notes_empty")
+    actions = "" if handoff["status"] == "resolved" else render(
+        "handoff_actions", id=handoff["id"], csrf=csrf)
+    return render(
+        "handoff", name=conversation.get("customer_name") or "Customer",
+        badge=badge(handoff["priority"]), status=handoff["status"], id=handoff["id"],
+        transcript=transcript, actions=actions, reason=handoff["reason"],
+        detail=context.get("detail") or "", summary=handoff["summary"] or "",
+        due=when(handoff["sla_due_at"], zone), conversation_id=handoff["conversation_id"],
+        details=details, turns=turns, notes=notes, csrf=csrf, live=LIVE)
+
+
+def not_found_body() -> Markup:
+    return render("not_found")
