@@ -94,25 +94,18 @@ async def reply(request: Request, handoff_id: int) -> HTTPResponse:
     return json({"message_id": message_id}, status=202)
 
 
-@agent_api.post("/<handoff_id:int>/claim")
+# Actions answered with the handoff as it is afterwards: (needs text, desk method).
+ACTIONS = {"claim": (False, "claim"), "resolve": (False, "resolve"), "notes": (True, "note")}
+
+
+@agent_api.post("/<handoff_id:int>/<action:str>")
 @bearer_token_required
-async def claim(request: Request, handoff_id: int) -> HTTPResponse:
-    agent, _ = agent_and_text(request, need_text=False)
-    return json(handoff_json(await request.app.ctx.gateway.handoffs.claim(
-        handoff_id, agent, VIA)))
-
-
-@agent_api.post("/<handoff_id:int>/resolve")
-@bearer_token_required
-async def resolve(request: Request, handoff_id: int) -> HTTPResponse:
-    agent, _ = agent_and_text(request, need_text=False)
-    return json(handoff_json(await request.app.ctx.gateway.handoffs.resolve(
-        handoff_id, agent, VIA)))
-
-
-@agent_api.post("/<handoff_id:int>/notes")
-@bearer_token_required
-async def note(request: Request, handoff_id: int) -> HTTPResponse:
-    agent, text = agent_and_text(request, need_text=True)
-    return json(handoff_json(await request.app.ctx.gateway.handoffs.note(
-        handoff_id, agent, text, VIA)))
+async def act(request: Request, handoff_id: int, action: str) -> HTTPResponse:
+    """claim, resolve (503 when the bot cannot take the conversation back) and notes."""
+    if action not in ACTIONS:
+        return error(404, f"no action {action!r}; use reply or one of {sorted(ACTIONS)}")
+    need_text, method = ACTIONS[action]
+    agent, text = agent_and_text(request, need_text=need_text)
+    desk = request.app.ctx.gateway.handoffs
+    args = (handoff_id, agent, text, VIA) if need_text else (handoff_id, agent, VIA)
+    return json(handoff_json(await getattr(desk, method)(*args)))
