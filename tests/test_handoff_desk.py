@@ -123,3 +123,20 @@ async def test_the_agent_api_answers_503_and_changes_nothing_when_rasa_is_down(t
         assert (up.status_code, up.json()["status"]) == (200, "resolved")
         again = await http.post("/api/v1/handoffs/1/claim", headers=AUTH, json={"agent": "Sam"})
         assert again.status_code == 409  # one rule for every action on a resolved handoff
+
+
+async def test_stopping_while_an_agent_command_is_handled_does_not_hang(
+        tmp_path, rasa, fake_telegram):
+    fake = fake_telegram
+    settings = telegram_settings(tmp_path, rasa, fake)
+
+    async def resolve_then_stop_at_once():
+        async with running_gateway(settings) as app:
+            fake.push_update(fake.text_update(CUSTOMER, "human please", first_name="Amara"))
+            await fake.wait_for_sent(AGENTS, 1)
+            # The card is known to the store a moment after Telegram has it.
+            await eventually(lambda: asyncio.to_thread(app.ctx.gateway.store.card_for, 1))
+            agent_reply(fake, fake.sent_messages(AGENTS)[0], "/resolve")
+            await fake.wait_for_calls("editMessageText")  # mid-command: the card is updating
+
+    await asyncio.wait_for(resolve_then_stop_at_once(), timeout=30)

@@ -68,6 +68,7 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
 
     @app.after_server_stop
     async def stop(app: Sanic, _loop) -> None:  # noqa: ANN001
+        await app.ctx.gateway.handoffs.surfaces.drain()  # while Telegram can still be told
         if app.ctx.telegram is not None:
             await app.ctx.telegram.stop()
         await app.ctx.gateway.stop()

@@ -1,8 +1,11 @@
-"""The gateway's core: store, acknowledge, process in order, deliver.
+"""The pipeline a DM takes: store, acknowledge, process in order, deliver.
 
     channel -> receive(): store (idempotent) + queue acknowledgement -> answer channel
             -> inbound worker (per conversation, in order): Rasa -> store replies
+               (and a handoff, when Rasa asks for a person: handed to the desk)
             -> outbox worker (per conversation, in order): channel.send -> mark sent
+
+Agents' actions are not here: they live in the handoff desk (``handoffs/``).
 
 Rasa being slow or down delays only the real answer: the acknowledgement
 needs nothing but the store, and unprocessed messages wait in the store
@@ -92,6 +95,7 @@ class Gateway:
     async def stop(self) -> None:
         await self._inbound.stop()
         await self._outbox.stop()
+        await self.handoffs.surfaces.drain()
         await self.rasa.close()
 
     async def idle(self) -> None:

@@ -153,8 +153,11 @@ class TelegramAgentGroup:
     async def _on_agent_message(self, update: Update, context) -> None:  # noqa: ANN001
         try:
             await self._handle_agent_message(update)
-        finally:
-            raise ApplicationHandlerStop  # the agents' chat is never a customer's DM
+        except Exception:  # noqa: BLE001 - logged; the update must still stop here
+            log.exception("agent group message failed")
+        # The agents' chat is never a customer's DM. Not in a ``finally``: that would
+        # swallow a cancellation (shutdown) and leave the poller running.
+        raise ApplicationHandlerStop
 
     async def _handle_agent_message(self, update: Update) -> None:
         message = update.effective_message

@@ -134,6 +134,6 @@ class HandoffDesk:
     async def record_csat(self, conversation_id: str, score: int) -> Optional[int]:
         """Store a rating on the conversation's latest resolved handoff."""
         handoff_id = await self.db.record_csat(conversation_id, score)
-        if handoff_id is not None:
-            await self.surfaces.publish(HandoffChange(handoff_id, "rated", text=str(score)))
+        if handoff_id is not None:  # agents hear of it without delaying the customer's ack
+            self.surfaces.publish_soon(HandoffChange(handoff_id, "rated", text=str(score)))
         return handoff_id

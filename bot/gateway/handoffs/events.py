@@ -7,9 +7,10 @@ change came from. That is what keeps the inbox and the Telegram card in step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from typing import List, Literal, Optional, Protocol
+from typing import List, Literal, Optional, Protocol, Set
 
 from bot.gateway.store import StoredMessage
 
@@ -43,6 +44,7 @@ class AgentSurfaces:
 
     def __init__(self) -> None:
         self._surfaces: List[AgentSurface] = []
+        self._pending: Set[asyncio.Task] = set()
 
     def add(self, surface: AgentSurface) -> None:
         self._surfaces.append(surface)
@@ -54,3 +56,14 @@ class AgentSurfaces:
             except Exception:  # noqa: BLE001 - one surface failing must not stop others
                 log.exception("agent surface %s failed on %s", type(surface).__name__,
                               change.kind)
+
+    def publish_soon(self, change: HandoffChange) -> None:
+        """Publish without making the caller wait (the customer's receive path)."""
+        task = asyncio.get_running_loop().create_task(self.publish(change))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for changes still being published (on shutdown)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
