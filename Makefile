@@ -48,7 +48,7 @@ run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (
 
 agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam Patel"
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }
-	$(BIN)/python -m bot.gateway.agent_accounts add "$(USERNAME)" --name "$(NAME)"
+	$(BIN)/python -m bot.gateway.agents.accounts add "$(USERNAME)" --name "$(NAME)"
 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell

@@ -10,6 +10,7 @@ import re
 from typing import Optional
 
 from bot.brand import OrderNumberFormat
+from bot.text_rules import EMAIL as _EMAIL
 
 UNKNOWN = "unknown"
 
@@ -20,7 +21,6 @@ _DONT_KNOW = re.compile(
     r"|forg[oe]t+(?:en)?|deleted|lost\s+it|no\s+clue)\b",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
 def says_dont_know(text: str) -> bool:
@@ -28,21 +28,8 @@ def says_dont_know(text: str) -> bool:
 
 
 def find_order_id(text: str, order_format: OrderNumberFormat) -> Optional[str]:
-    """The canonical order number in ``text``, or None.
-
-    ``JL-204815`` and ``#204815`` count anywhere in the text; bare digits only
-    when they are the only number there (so a phone number is never one).
-    """
-    text = text or ""
-    prefix = re.escape(order_format.prefix)
-    digits = order_format.digits
-    match = re.search(rf"(?:\b{prefix}[\s-]?|#)(\d{{{digits}}})\b", text, re.IGNORECASE)
-    if not match:
-        numbers = re.findall(r"\d+", text)
-        if len(numbers) != 1 or len(numbers[0]) != digits:
-            return None
-        return f"{order_format.prefix.upper()}-{numbers[0]}"
-    return f"{order_format.prefix.upper()}-{match.group(1)}"
+    """The canonical order number in ``text``, or None (the brand's rule)."""
+    return order_format.find(text)
 
 
 def find_email(text: str) -> Optional[str]:

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
+from bot.text_rules import first_name as clean_first_name
+
 # Keys channels use for the sender's name in message metadata.
 _NAME_KEYS = ("first_name", "sender_name", "name")
 
@@ -16,8 +18,7 @@ def first_name(metadata: Optional[Dict[str, Any]]) -> Optional[str]:
     for key in _NAME_KEYS:
         value = (metadata or {}).get(key)
         if isinstance(value, str) and value.strip():
-            name = "".join(ch for ch in value.strip().split()[0] if ch.isprintable())
-            return name[:40] or None
+            return clean_first_name(value)
     return None
 
 

@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.wording import INTENT_LABELS, reply_eta
 from bot.brand import brand
+from bot.handoff_contract import HandoffPayload
 
 # Priority of the reasons decided by rules and actions; the escalation policy
 # sends its own (from escalation.yml) with its trigger.
@@ -115,11 +116,11 @@ def escalate(
         dispatcher.utter_message(response="utter_escalated_closed", eta=eta)
     summary = case_summary(tracker)
     # For the gateway, not the customer: it opens the handoff record from this.
-    dispatcher.utter_message(json_message={"handoff": {
-        "reason": reason, "priority": priority, "summary": summary,
-        "detail": tracker.get_slot("escalation_trigger_detail"),
-        "details": case_details(tracker), "turns": turn_log(tracker),
-    }})
+    dispatcher.utter_message(json_message=HandoffPayload(
+        reason=reason, priority=priority, summary=summary,
+        detail=tracker.get_slot("escalation_trigger_detail"),
+        details=case_details(tracker), turns=turn_log(tracker),
+    ).as_message())
     return [
         ActiveLoop(None),  # a form in progress stops: a person takes it from here
         SlotSet("escalated", True),

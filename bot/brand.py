@@ -17,10 +17,10 @@ import yaml
 from pydantic import BaseModel, HttpUrl, ValidationError, validator
 
 from bot.business_hours import WEEKDAYS, OpeningHours
+from bot.handoff_contract import PRIORITIES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = PROJECT_ROOT / "brand.yml"
-PRIORITIES = ("urgent", "high", "normal", "low")
 
 
 class BrandProfileError(ValueError):
@@ -72,7 +72,7 @@ class OrderNumberFormat(BaseModel):
 
     @property
     def pattern(self) -> re.Pattern:
-        """Accepts JL-204815, jl 204815, jl204815, #204815 and 204815."""
+        """A whole value that is one order number: JL-204815, jl 204815, #204815, 204815."""
         prefix = re.escape(self.prefix)
         return re.compile(
             rf"^\s*(?:{prefix}[\s-]?|#)?(\d{{{self.digits}}})\s*$", re.IGNORECASE
@@ -81,7 +81,31 @@ class OrderNumberFormat(BaseModel):
     def normalise(self, text: str) -> Optional[str]:
         """The canonical form (``JL-204815``) of an order number, or None."""
         match = self.pattern.match(text)
-        return f"{self.prefix.upper()}-{match.group(1)}" if match else None
+        return self.canonical(match.group(1)) if match else None
+
+    @property
+    def in_text(self) -> re.Pattern:
+        """An order number anywhere in a text: JL-204815, jl 204815, jl204815, #204815."""
+        return re.compile(rf"(?:\b{re.escape(self.prefix)}[\s-]?|#)(\d{{{self.digits}}})\b",
+                          re.IGNORECASE)
+
+    def canonical(self, digits: str) -> str:
+        return f"{self.prefix.upper()}-{digits}"
+
+    def find(self, text: str) -> Optional[str]:
+        """The canonical order number (``JL-204815``) in ``text``, or None.
+
+        The prefixed or ``#`` forms count anywhere in the text; bare digits only
+        when they are the only number there (so a phone number is never one).
+        """
+        text = text or ""
+        match = self.in_text.search(text)
+        if match:
+            return self.canonical(match.group(1))
+        numbers = re.findall(r"\d+", text)
+        if len(numbers) != 1 or len(numbers[0]) != self.digits:
+            return None
+        return self.canonical(numbers[0])
 
     @property
     def example(self) -> str:

@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional, Pattern, Tuple
 import yaml
 
 from bot.brand import PROJECT_ROOT
+from bot.handoff_contract import PRIORITIES
 
 DEFAULT_CONFIG = PROJECT_ROOT / "escalation.yml"
-PRIORITIES = ("urgent", "high", "normal", "low")
 NEGATIVE = {"negative", "hostile"}
 # Turns that are conversation, not a request: repeating them is not a failure.
 NOT_REQUESTS = {"greet", "goodbye", "thank_you", "affirm", "deny", "inform", "bot_challenge",

@@ -18,7 +18,7 @@ from aiohttp import web
 from sanic import Sanic
 
 from bot.gateway.app import create_app
-from bot.gateway.service import RetryPolicy
+from bot.gateway.pipeline import RetryPolicy
 from bot.gateway.settings import Settings
 
 # Several gateway apps start and stop in one test process; Sanic supports that

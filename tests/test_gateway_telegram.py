@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from bot.gateway.telegram import SECRET_HEADER, UNSUPPORTED_REPLY, WEBHOOK_PATH
+from bot.gateway.channels.telegram import SECRET_HEADER, UNSUPPORTED_REPLY, WEBHOOK_PATH
 from tests.gateway_support import eventually, gateway_settings, running_gateway
 
 CHAT = 5551001
@@ -148,7 +148,7 @@ async def test_an_edited_message_is_read_again(tmp_path, rasa, fake_telegram):
 
 
 async def test_group_messages_are_skipped(tmp_path, rasa, fake_telegram, caplog):
-    caplog.set_level(logging.INFO, logger="bot.gateway.telegram")
+    caplog.set_level(logging.INFO, logger="bot.gateway.channels.telegram")
     fake = fake_telegram
     async with running_gateway(telegram_settings(tmp_path, rasa, fake)) as app:
         fake.push_update(fake.text_update(-100200300, "hello bot", chat_type="supergroup"))

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.brand import PROJECT_ROOT
-from bot.gateway.agent_accounts import add_agent, check_password, hash_password
+from bot.gateway.agents.accounts import add_agent, check_password, hash_password
 from bot.gateway.messages import InboundMessage, OutboundMessage
 from bot.gateway.store import Store
 from tests.gateway_support import client, eventually, gateway_settings, running_gateway
@@ -35,7 +35,7 @@ def test_passwords_are_stored_hashed_and_checked_in_constant_time():
 
 def test_the_cli_creates_accounts_and_rejects_weak_passwords(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
-    command = [sys.executable, "-m", "bot.gateway.agent_accounts", "add", "sam",
+    command = [sys.executable, "-m", "bot.gateway.agents.accounts", "add", "sam",
                "--name", "Sam Patel", "--password-stdin"]
     ok = subprocess.run(command, input=PASSWORD + "\n", text=True, capture_output=True,
                         cwd=PROJECT_ROOT, env=env)

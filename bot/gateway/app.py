@@ -1,6 +1,9 @@
-"""The gateway's Sanic app: channels in front, Rasa behind.
+"""The gateway's Sanic app: channels in front, the pipeline to Rasa, agents behind.
 
     python -m bot.gateway          (make run starts it)
+
+    channels/ (telegram, webchat, dm_api) -> pipeline.py -> Rasa -> actions/
+        -> handoffs/ (the desk) -> agents/ (inbox, agent API, Telegram group)
 """
 
 from __future__ import annotations
@@ -9,24 +12,22 @@ import logging
 import uuid
 from typing import Optional
 
-from sanic import Request, Sanic, response
+from sanic import Blueprint, Request, Sanic, response
 from sanic.response import HTTPResponse
 
 from bot.brand import BrandProfile, brand
-from bot.gateway.agent_api import agents
-from bot.gateway.http_api import PollingChannel, api
-from bot.gateway.inbox import InboxEvents, inbox
+from bot.gateway.agents.agent_api import agent_api
+from bot.gateway.agents.inbox import InboxEvents, inbox
+from bot.gateway.channels.dm_api import API_CHANNELS, PollingChannel, dm_api
+from bot.gateway.channels.webchat import CHANNEL as WEBCHAT
+from bot.gateway.channels.webchat import webchat
+from bot.gateway.pipeline import Gateway, RetryPolicy
 from bot.gateway.rasa_client import RasaClient
-from bot.gateway.service import Gateway, RetryPolicy
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
-from bot.gateway.webchat import CHANNEL as WEBCHAT
-from bot.gateway.webchat import webchat
+from bot.gateway.web import install_error_handler
 
 log = logging.getLogger(__name__)
-
-# Channels that deliver through the DM API; bridges fetch replies from the transcript.
-API_CHANNELS = ("api", "instagram", "facebook", "whatsapp", "x", "tiktok", "sms")
 
 
 def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
@@ -35,9 +36,9 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.ctx.settings = settings
     app.ctx.api_channels = set(API_CHANNELS)
-    app.blueprint(api)
-    app.blueprint(agents)
+    app.blueprint(Blueprint.group(dm_api, agent_api, url_prefix="/api/v1"))
     app.blueprint(inbox)
+    install_error_handler(app)
     app.ctx.inbox_events = InboxEvents()
     if settings.webchat:
         app.blueprint(webchat)
@@ -52,12 +53,12 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         app.ctx.gateway = gateway
         app.ctx.telegram = None
         if settings.telegram_bot_token:
-            from bot.gateway.telegram import TelegramChannel
+            from bot.gateway.channels.telegram import TelegramChannel
 
             telegram = TelegramChannel(settings, gateway)
             gateway.add_channel(telegram)
             if settings.telegram_agent_chat_id:
-                from bot.gateway.telegram_agents import TelegramAgentGroup
+                from bot.gateway.agents.telegram_group import TelegramAgentGroup
 
                 gateway.add_agent_surface(TelegramAgentGroup(
                     telegram.application, settings.telegram_agent_chat_id, gateway))
@@ -67,12 +68,13 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
 
     @app.after_server_stop
     async def stop(app: Sanic, _loop) -> None:  # noqa: ANN001
+        await app.ctx.gateway.handoffs.surfaces.drain()  # while Telegram can still be told
         if app.ctx.telegram is not None:
             await app.ctx.telegram.stop()
         await app.ctx.gateway.stop()
 
     if settings.telegram_bot_token and settings.telegram_webhook_url:
-        from bot.gateway.telegram import WEBHOOK_PATH
+        from bot.gateway.channels.telegram import WEBHOOK_PATH
 
         @app.post(WEBHOOK_PATH)
         async def telegram_webhook(request: Request) -> HTTPResponse:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from bot.text_rules import first_name
+
 
 class InvalidMessageError(ValueError):
     """An inbound message is missing something it needs; the text says what."""
@@ -39,9 +41,7 @@ class InboundMessage:
 
     @property
     def first_name(self) -> Optional[str]:
-        if not self.sender_name or not self.sender_name.strip():
-            return None
-        return self.sender_name.strip().split()[0][:40]
+        return first_name(self.sender_name)  # the module function, not this property
 
 
 def conversation_id(channel: str, external_id: str) -> str:

@@ -8,12 +8,13 @@ from typing import Any, Dict, List, Optional
 import httpx
 
 from bot.gateway.messages import OutboundMessage
+from bot.handoff_contract import HandoffPayload
 
 
 @dataclass
 class RasaReply:
     messages: List[OutboundMessage]
-    handoff: Optional[Dict[str, Any]] = None  # from action_escalate: a person takes over
+    handoff: Optional[HandoffPayload] = None  # from action_escalate: a person takes over
 
 
 class RasaUnavailableError(RuntimeError):
@@ -37,8 +38,8 @@ class RasaClient:
         if response.status_code >= 400:
             raise RasaUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
         replies: List[Dict[str, Any]] = response.json()
-        handoff = next((r["custom"]["handoff"] for r in replies
-                        if isinstance(r.get("custom"), dict) and "handoff" in r["custom"]), None)
+        handoff = next((payload for payload in (HandoffPayload.from_custom(r.get("custom"))
+                                                for r in replies) if payload), None)
         messages = [OutboundMessage.from_rasa(r) for r in replies
                     if r.get("text") or r.get("image")]
         return RasaReply(messages, handoff)

@@ -23,11 +23,9 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.escalation_rules import EscalationRules, Turn
+from bot.handoff_contract import TRIGGER_DETAIL_SLOT, TRIGGER_PRIORITY_SLOT, TRIGGER_SLOT
 
 ESCALATE = "action_escalate"
-TRIGGER_SLOT = "escalation_trigger"
-TRIGGER_PRIORITY_SLOT = "escalation_trigger_priority"
-TRIGGER_DETAIL_SLOT = "escalation_trigger_detail"
 
 
 def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:

@@ -14,16 +14,19 @@ import hashlib
 import re
 from typing import List, Pattern, Tuple
 
+from bot.brand import brand
+from bot.text_rules import EMAIL as EMAIL_PATTERN
+
 CARD, EMAIL, ORDER, PHONE = "<card>", "<email>", "<order_number>", "<phone>"
 PLACEHOLDERS = (CARD, EMAIL, ORDER, PHONE)
 
 # Order matters: a card number contains phone-shaped runs, an email may hold digits.
 _RULES: List[Tuple[Pattern[str], str]] = [
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), EMAIL),
+    (EMAIL_PATTERN, EMAIL),
     # 13-19 digits, in groups separated by spaces or dashes: any payment card.
     (re.compile(r"(?<![\w+])(?:\d[ -]?){12,18}\d(?!\w)"), CARD),
-    # The brand's order numbers (data/nlu/entities.yml): JL-123456, JL 123456, #123456.
-    (re.compile(r"(?i)\bJL[- ]?\d{6}\b|#\d{6}\b"), ORDER),
+    # The brand's order numbers (brand.yml's format): JL-123456, JL 123456, #123456.
+    (brand().order_number.in_text, ORDER),
     # Phone numbers: international or national, with common separators.
     (re.compile(r"(?<![\w#])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d{2,5}(?:[\s.-]?\d{2,5}){1,3}"
                 r"(?!\w)"), PHONE),

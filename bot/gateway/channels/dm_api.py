@@ -4,27 +4,29 @@ POST /api/v1/messages                       a customer's message (stored, acknow
 GET  /api/v1/conversations/{id}/messages    the transcript, both directions
 GET  /api/v1/openapi.yaml                   this API, described
 
-Replies for the "api" channel are not pushed anywhere: a bridge reads them
+Replies for these channels are not pushed anywhere: a bridge reads them
 from the transcript (``?after=<last id seen>`` returns only newer ones).
+Anyone who can reach the gateway may post a customer's message, as a
+platform would; the transcript is readable by whoever knows the conversation id.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
-from bot.gateway.store import StoredMessage
+from bot.gateway.web import error, json_body, message_json
 
-OPENAPI = Path(__file__).with_name("openapi.yaml")
+OPENAPI = Path(__file__).parent.parent / "openapi.yaml"
 FIELDS = ("channel", "conversation_id", "sender_name", "text", "channel_message_id")
+# Channels that deliver through the DM API; bridges fetch replies from the transcript.
+API_CHANNELS = ("api", "instagram", "facebook", "whatsapp", "x", "tiktok", "sms")
 
-api = Blueprint("dm_api", url_prefix="/api/v1")
+dm_api = Blueprint("dm_api")  # under /api/v1 (app.py groups the versioned APIs)
 
 
 class PollingChannel:
@@ -40,37 +42,7 @@ class PollingChannel:
         return None
 
 
-def json_body(request: Request) -> Any:
-    """The parsed JSON body, or None when it is missing or not JSON."""
-    if not request.body:
-        return None
-    try:
-        return json.loads(request.body)
-    except ValueError:
-        return None
-
-
-def error(status: int, message: str) -> HTTPResponse:
-    return response.json({"error": message}, status=status)
-
-
-def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def message_json(message: StoredMessage) -> Dict[str, Any]:
-    return {
-        "id": message.id,
-        "direction": "inbound" if message.direction == "in" else "outbound",
-        "kind": message.kind,
-        "text": message.text,
-        "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
-        "status": message.status,
-        "created_at": iso(message.created_at),
-    }
-
-
-@api.post("/messages")
+@dm_api.post("/messages")
 async def post_message(request: Request) -> HTTPResponse:
     body = json_body(request)
     if not isinstance(body, dict):
@@ -101,17 +73,17 @@ async def post_message(request: Request) -> HTTPResponse:
     )
 
 
-@api.get("/conversations/<conversation_id:str>/messages")
+@dm_api.get("/conversations/<conversation_id:str>/messages")
 async def get_transcript(request: Request, conversation_id: str) -> HTTPResponse:
-    store = request.app.ctx.gateway.store
+    db = request.app.ctx.gateway.db
     try:
         after = int(request.args.get("after", "0"))
     except ValueError:
         return error(400, "after must be a message id (an integer)")
-    conversation = store.conversation(conversation_id)
+    conversation = await db.conversation(conversation_id)
     if conversation is None:
         return error(404, f"no conversation {conversation_id!r}")
-    rows = store.transcript(conversation_id, after_id=after)
+    rows = await db.transcript(conversation_id, after_id=after)
     return response.json({
         "conversation_id": conversation_id,
         "channel": conversation["channel"],
@@ -120,6 +92,6 @@ async def get_transcript(request: Request, conversation_id: str) -> HTTPResponse
     })
 
 
-@api.get("/openapi.yaml")
+@dm_api.get("/openapi.yaml")
 async def openapi(request: Request) -> HTTPResponse:
     return await response.file(str(OPENAPI), mime_type="application/yaml")

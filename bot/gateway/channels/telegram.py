@@ -34,7 +34,7 @@ from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, Mess
 from telegram.ext import filters as tg_filters
 
 from bot.gateway.messages import InboundMessage, OutboundMessage
-from bot.gateway.service import Gateway, SendError
+from bot.gateway.pipeline import Gateway, SendError
 from bot.gateway.settings import Settings
 
 log = logging.getLogger(__name__)

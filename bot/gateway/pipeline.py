@@ -1,8 +1,11 @@
-"""The gateway's core: store, acknowledge, process in order, deliver.
+"""The pipeline a DM takes: store, acknowledge, process in order, deliver.
 
     channel -> receive(): store (idempotent) + queue acknowledgement -> answer channel
             -> inbound worker (per conversation, in order): Rasa -> store replies
+               (and a handoff, when Rasa asks for a person: handed to the desk)
             -> outbox worker (per conversation, in order): channel.send -> mark sent
+
+Agents' actions are not here: they live in the handoff desk (``handoffs/``).
 
 Rasa being slow or down delays only the real answer: the acknowledgement
 needs nothing but the store, and unprocessed messages wait in the store
@@ -14,28 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol
 
 from bot.brand import BrandProfile
 from bot.gateway.acknowledgement import acknowledgement
-from bot.gateway.messages import Button, InboundMessage, OutboundMessage, split_message
+from bot.gateway.handoffs.csat import csat_score, csat_thanks
+from bot.gateway.handoffs.desk import HandoffDesk
+from bot.gateway.handoffs.events import AgentSurface
+from bot.gateway.handoffs.intake import handoff_request
+from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
-from bot.gateway.store import HandoffRequest, Received, Store, StoredMessage
+from bot.gateway.store import Received, Store, StoredMessage
+from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers
 
 log = logging.getLogger(__name__)
-
-PRIORITIES = ("urgent", "high", "normal", "low")
-CSAT_PAYLOAD = "/csat_"
-CSAT_THANKS = "Thank you for letting us know! It really helps us get better."
-# Slots cleared when a person hands the conversation back to the bot.
-RESET_ON_RESUME = ["escalated", "escalation_reason", "escalation_priority",
-                   "escalation_summary", "escalation_trigger", "escalation_trigger_priority",
-                   "escalation_trigger_detail", "case_topic", "case_description",
-                   "case_reference"]
 
 
 class SendError(Exception):
@@ -46,21 +43,6 @@ class SendError(Exception):
         super().__init__(reason)
         self.permanent = permanent  # e.g. the customer blocked the bot
         self.retry_after = retry_after  # the channel asked us to wait this long
-
-
-class AgentSurface(Protocol):
-    """Somewhere agents work (web inbox, Telegram group): told about handoffs."""
-
-    async def on_handoff(self, handoff_id: int) -> None:
-        """A conversation was handed over: show it to agents."""
-
-    async def on_customer_message(self, conversation_id: str, message: StoredMessage) -> None:
-        """The customer wrote while a person handles the conversation."""
-
-
-def csat_score(payload: Optional[str]) -> Optional[int]:
-    match = re.fullmatch(rf"{re.escape(CSAT_PAYLOAD)}([1-5])", payload or "")
-    return int(match.group(1)) if match else None
 
 
 class Channel(Protocol):
@@ -89,31 +71,31 @@ class RetryPolicy:
 class Gateway:
     def __init__(self, store: Store, rasa: RasaClient, profile: BrandProfile,
                  retry: Optional[RetryPolicy] = None, rasa_concurrency: int = 8) -> None:
-        self.store = store
+        self.store = store  # synchronous: for scripts and tests off the event loop
+        self.db = AsyncStore(store)  # the same store, for code on the event loop
         self.rasa = rasa
         self.profile = profile
         self.retry = retry or RetryPolicy()
         self.channels: Dict[str, Channel] = {}
-        self.agent_surfaces: List[AgentSurface] = []
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
         self._outbox = KeyedWorkers(self._deliver_conversation, "outbox")
+        self.handoffs = HandoffDesk(self.db, rasa, profile, deliver=self._outbox.notify)
 
     def add_channel(self, channel: Channel) -> None:
         self.channels[channel.name] = channel
 
     async def start(self) -> None:
         """Pick up whatever a previous run left queued."""
-        for conversation_id in await asyncio.to_thread(
-                self.store.conversations_with_queued_outbound):
+        for conversation_id in await self.db.conversations_with_queued_outbound():
             self._outbox.notify(conversation_id)
-        for conversation_id in await asyncio.to_thread(
-                self.store.conversations_with_queued_inbound):
+        for conversation_id in await self.db.conversations_with_queued_inbound():
             self._inbound.notify(conversation_id)
 
     async def stop(self) -> None:
         await self._inbound.stop()
         await self._outbox.stop()
+        await self.handoffs.surfaces.drain()
         await self.rasa.close()
 
     async def idle(self) -> None:
@@ -132,10 +114,10 @@ class Gateway:
         ack = OutboundMessage(acknowledgement(self.profile, message.first_name))
         score = csat_score(message.payload)
         if score is not None:  # a satisfaction answer: stored, thanked, not for the NLU
-            await asyncio.to_thread(self.store.record_csat, message.conversation_id, score)
-            auto_reply = OutboundMessage(CSAT_THANKS)
+            await self.handoffs.record_csat(message.conversation_id, score)
+            auto_reply = csat_thanks()
         replies = self._fit(message.channel, [auto_reply]) if auto_reply else None
-        received = await asyncio.to_thread(self.store.receive, message, ack, replies)
+        received = await self.db.receive(message, ack, replies)
         if not received.duplicate:
             if received.acknowledge or replies:
                 self._outbox.notify(message.conversation_id)
@@ -148,71 +130,23 @@ class Gateway:
         limit = getattr(self.channels.get(channel_name), "max_text_length", None)
         return [part for reply in replies for part in split_message(reply, limit)]
 
+    def add_agent_surface(self, surface: AgentSurface) -> None:
+        self.handoffs.add_surface(surface)
+
     async def _process_conversation(self, conversation_id: str) -> None:
         while True:
-            row = await asyncio.to_thread(self.store.next_inbound, conversation_id)
+            row = await self.db.next_inbound(conversation_id)
             if row is None:
                 return
             reply = await self._ask_rasa(row)
             replies = self._fit(row.channel, reply.messages)
-            handoff = self._handoff_request(reply.handoff) if reply.handoff else None
-            handoff_id = await asyncio.to_thread(self.store.complete_inbound, row.id, replies,
-                                                 handoff)
+            handoff = handoff_request(reply.handoff, self.profile) if reply.handoff else None
+            handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
             self._outbox.notify(conversation_id)
             if handoff_id is not None:
-                await self._tell_agents("on_handoff", handoff_id)
-            elif await asyncio.to_thread(self.store.open_handoff_for, conversation_id):
-                await self._tell_agents("on_customer_message", conversation_id, row)
-
-    def _handoff_request(self, payload: Dict[str, Any]) -> HandoffRequest:
-        priority = payload.get("priority") if payload.get("priority") in PRIORITIES else "normal"
-        now = datetime.now(timezone.utc)
-        due = self.profile.opening_hours.add_business_minutes(
-            now, self.profile.sla_minutes[priority])
-        return HandoffRequest(
-            reason=str(payload.get("reason") or "customer_request"), priority=priority,
-            summary=str(payload.get("summary") or ""), sla_due_at=due.timestamp(),
-            context={k: payload.get(k) for k in ("details", "turns", "detail")})
-
-    def add_agent_surface(self, surface: AgentSurface) -> None:
-        self.agent_surfaces.append(surface)
-
-    async def _tell_agents(self, event: str, *args: Any) -> None:
-        for surface in self.agent_surfaces:
-            try:
-                await getattr(surface, event)(*args)
-            except Exception:  # noqa: BLE001 - one surface failing must not stop others
-                log.exception("agent surface %s failed on %s", surface, event)
-
-    # --- agents ----------------------------------------------------------
-    async def agent_reply(self, handoff_id: int, agent: str, text: str) -> int:
-        """Send an agent's words to the customer, signed with their first name."""
-        handoff = await asyncio.to_thread(self.store.handoff, handoff_id)
-        if handoff is None:
-            raise LookupError(f"no handoff {handoff_id}")
-        if handoff["status"] == "open":
-            await asyncio.to_thread(self.store.claim_handoff, handoff_id, agent)
-        signed = OutboundMessage(f"{text}\n\n— {agent.split()[0]}, {self.profile.name}")
-        message_id = await asyncio.to_thread(self.store.queue_outbound,
-                                             handoff["conversation_id"], "agent", signed)
-        self._outbox.notify(handoff["conversation_id"])
-        return message_id
-
-    async def resolve(self, handoff_id: int, agent: str) -> None:
-        """Give the conversation back to the bot and ask how we did."""
-        handoff = await asyncio.to_thread(self.store.handoff, handoff_id)
-        if handoff is None:
-            raise LookupError(f"no handoff {handoff_id}")
-        await self.rasa.resume(handoff["conversation_id"], RESET_ON_RESUME)
-        conversation = await asyncio.to_thread(self.store.conversation,
-                                               handoff["conversation_id"])
-        name = conversation.get("customer_name") if conversation else None
-        question = OutboundMessage(
-            (f"Thanks for bearing with us, {name}! " if name else "Thanks for bearing with us! ")
-            + "How did we do? Tap a number from 1 (poor) to 5 (great).",
-            buttons=[Button(str(n), f"{CSAT_PAYLOAD}{n}") for n in range(1, 6)])
-        await asyncio.to_thread(self.store.resolve_handoff, handoff_id, agent, question)
-        self._outbox.notify(handoff["conversation_id"])
+                await self.handoffs.opened(handoff_id)
+            else:
+                await self.handoffs.customer_wrote(conversation_id, row)
 
     async def _ask_rasa(self, row: StoredMessage) -> RasaReply:
         """Rasa's replies to one message, retrying (in order) until Rasa answers."""
@@ -231,13 +165,13 @@ class Gateway:
                 delay = self.retry.delay(attempt)
                 log.warning("Rasa unavailable for %s (%s); retrying in %.1fs",
                             row.conversation_id, error, delay)
-                await asyncio.to_thread(self.store.record_attempt, row.id, str(error))
+                await self.db.record_attempt(row.id, str(error))
                 await asyncio.sleep(delay)
 
     # --- outbound --------------------------------------------------------
     async def _deliver_conversation(self, conversation_id: str) -> None:
         while True:
-            row = await asyncio.to_thread(self.store.next_outbound, conversation_id)
+            row = await self.db.next_outbound(conversation_id)
             if row is None:
                 return
             await self._deliver(row)
@@ -246,7 +180,7 @@ class Gateway:
         channel = self.channels.get(row.channel)
         if channel is None:
             log.error("no channel %r to deliver message %s", row.channel, row.id)
-            await asyncio.to_thread(self.store.mark_failed, row.id, "channel not configured")
+            await self.db.mark_failed(row.id, "channel not configured")
             return
         attempt = row.attempts
         while True:
@@ -257,13 +191,13 @@ class Gateway:
                 if error.permanent or attempt >= self.retry.max_send_attempts:
                     log.warning("giving up on message %s to %s: %s", row.id,
                                 row.conversation_id, error)
-                    await asyncio.to_thread(self.store.mark_failed, row.id, str(error))
+                    await self.db.mark_failed(row.id, str(error))
                     return
                 delay = error.retry_after or self.retry.delay(attempt)
-                await asyncio.to_thread(self.store.record_attempt, row.id, str(error))
+                await self.db.record_attempt(row.id, str(error))
                 await asyncio.sleep(delay)
                 continue
-            await asyncio.to_thread(self.store.mark_sent, row.id, channel_id)
+            await self.db.mark_sent(row.id, channel_id)
             return
 
 

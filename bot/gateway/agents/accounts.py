@@ -1,6 +1,6 @@
 """Agent accounts for the web inbox: hashed passwords, and the CLI that makes them.
 
-    python -m bot.gateway.agent_accounts add USERNAME --name "Sam Patel"
+    python -m bot.gateway.agents.accounts add USERNAME --name "Sam Patel"
     (asks for the password; or pipe it in with --password-stdin)
 """
 

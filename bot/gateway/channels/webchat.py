@@ -12,10 +12,10 @@ from pathlib import Path
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.gateway.http_api import error, json_body, message_json
 from bot.gateway.messages import InboundMessage, InvalidMessageError, conversation_id
+from bot.gateway.web import error, json_body, message_json
 
-PAGE = Path(__file__).with_name("static") / "webchat.html"
+PAGE = Path(__file__).parent.parent / "static" / "webchat.html"
 CHANNEL = "webchat"
 
 webchat = Blueprint("webchat", url_prefix="/chat")
@@ -58,5 +58,5 @@ async def poll(request: Request) -> HTTPResponse:
         after = int(request.args.get("after", "0"))
     except ValueError:
         return error(400, "after must be an integer")
-    rows = request.app.ctx.gateway.store.transcript(conversation_id(CHANNEL, session), after)
+    rows = await request.app.ctx.gateway.db.transcript(conversation_id(CHANNEL, session), after)
     return response.json({"messages": [message_json(m) for m in rows]})

@@ -1,0 +1,286 @@
+"""The agents' web inbox: the handoff queue, live, and each conversation's context.
+
+Sign-in with an agent account (`make agent`), a server-side session behind an
+HttpOnly SameSite=Strict cookie, and a CSRF token in every form. Everything
+customers wrote is HTML-escaped. The queue and the open conversation update
+live through server-sent events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import secrets
+import time
+from typing import Any, Awaitable, Callable, Dict, Optional, Set
+
+from markupsafe import Markup
+from sanic import Blueprint, Request, response
+from sanic.response import HTTPResponse
+
+from bot.gateway.agents.accounts import check_password
+from bot.gateway.agents.inbox_pages import (
+    handoff_body,
+    login_body,
+    not_found_body,
+    page,
+    queue_body,
+    queue_rows,
+    transcript_html,
+)
+from bot.gateway.handoffs.errors import HandoffNotFoundError
+from bot.gateway.handoffs.events import HandoffChange
+
+COOKIE = "inbox_session"
+SESSION_SECONDS = 12 * 3600
+VIA = "inbox"
+
+inbox = Blueprint("inbox", url_prefix="/inbox")
+
+
+class InboxEvents:
+    """Agent surface that pushes 'something changed' to every open inbox page."""
+
+    def __init__(self) -> None:
+        self._subscribers: Set[asyncio.Queue] = set()
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=100)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.discard(queue)
+
+    def changed(self, what: str = "queue") -> None:
+        for queue in list(self._subscribers):
+            if not queue.full():
+                queue.put_nowait(what)
+
+    async def on_handoff_change(self, change: HandoffChange) -> None:
+        """Any change to any handoff, from any surface: open pages fetch it again."""
+        self.changed()
+
+
+# --- who may call: guards as decorators -------------------------------------
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+
+async def current_session(request: Request) -> Optional[Dict[str, Any]]:
+    token = request.cookies.get(COOKIE)
+    return await request.app.ctx.gateway.db.session(token) if token else None
+
+
+def post_allowed(request: Request, session: Dict[str, Any]) -> bool:
+    given = (request.form.get("csrf") or "") if request.form else ""
+    return hmac.compare_digest(given.encode(), session["csrf"].encode())
+
+
+def to_login() -> HTTPResponse:
+    return response.redirect("/inbox/login")
+
+
+def signed_in(page: bool = True) -> Callable[[Handler], Handler]:
+    """Only for a signed-in agent (``request.ctx.session``); a page sends others to sign in,
+    a fragment or feed answers 401."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            session = await current_session(request)
+            if session is None:
+                return to_login() if page else response.text("sign in first", status=401)
+            request.ctx.session = session
+            return await handler(request, *args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def form_post(handler: Handler) -> Handler:
+    """A form post by a signed-in agent carrying the page's CSRF token."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        session = await current_session(request)
+        if session is None:
+            return to_login()
+        if not post_allowed(request, session):
+            return response.text("This form has expired; reload the page and try again.",
+                                 status=403)
+        request.ctx.session = session
+        return await handler(request, *args, **kwargs)
+
+    return guarded
+
+
+@inbox.get("/login")
+async def login_page(request: Request, error: str = "") -> HTTPResponse:
+    return page("Sign in", login_body(error))
+
+
+@inbox.post("/login")
+async def login(request: Request) -> HTTPResponse:
+    db = request.app.ctx.gateway.db
+    username = (request.form.get("username") or "").strip().lower()
+    password = request.form.get("password") or ""
+    account = await db.agent(username) if username else None
+    if account is None or not await asyncio.to_thread(check_password, password,
+                                                      account["password_hash"]):
+        result = await login_page(request, "Wrong username or password.")
+        result.status = 401
+        return result
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    await db.open_session(token, username, csrf, time.time() + SESSION_SECONDS)
+    result = response.redirect("/inbox/", status=303)
+    result.cookies[COOKIE] = token
+    result.cookies[COOKIE]["httponly"] = True
+    result.cookies[COOKIE]["samesite"] = "Strict"
+    result.cookies[COOKIE]["max-age"] = SESSION_SECONDS
+    result.cookies[COOKIE]["path"] = "/inbox"
+    return result
+
+
+@inbox.post("/logout")
+async def logout(request: Request) -> HTTPResponse:
+    session = await current_session(request)
+    if session and post_allowed(request, session):
+        await request.app.ctx.gateway.db.close_session(session["token"])
+    result = to_login()
+    del result.cookies[COOKIE]
+    return result
+
+
+# --- the queue and a conversation -------------------------------------------
+async def _names(db, handoffs) -> Dict[int, str]:  # noqa: ANN001 - an AsyncStore
+    names = {}
+    for h in handoffs:
+        conversation = await db.conversation(h["conversation_id"])
+        names[h["id"]] = (conversation or {}).get("customer_name") or "Customer"
+    return names
+
+
+@inbox.get("/")
+@signed_in()
+async def queue_page(request: Request) -> HTTPResponse:
+    return page("Inbox", queue_body(await _queue_fragment(request)), request.ctx.session)
+
+
+async def _queue_fragment(request: Request) -> Markup:
+    gateway = request.app.ctx.gateway
+    handoffs = await gateway.handoffs.queue()
+    return queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
+                      .opening_hours.zone)
+
+
+@inbox.get("/queue")
+@signed_in(page=False)
+async def queue_fragment(request: Request) -> HTTPResponse:
+    return response.html(str(await _queue_fragment(request)))
+
+
+@inbox.get("/handoffs/<handoff_id:int>")
+@signed_in()
+async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
+    session = request.ctx.session
+    gateway = request.app.ctx.gateway
+    handoff = await gateway.db.handoff(handoff_id)
+    if handoff is None:
+        return page("Not found", not_found_body(), session)
+    zone = gateway.profile.opening_hours.zone
+    conversation = await gateway.db.conversation(handoff["conversation_id"]) or {}
+    transcript = await _transcript(gateway.db, handoff, session, zone)
+    return page("Conversation", handoff_body(handoff, conversation, transcript, session, zone),
+                session)
+
+
+async def _transcript(db, handoff: Dict[str, Any], session: Dict[str, Any],
+                      zone) -> Markup:  # noqa: ANN001 - an AsyncStore and a ZoneInfo
+    conversation_id = handoff["conversation_id"]
+    return transcript_html(await db.transcript(conversation_id), zone, session, handoff["id"],
+                           await db.misunderstood_ids(conversation_id))
+
+
+@inbox.get("/handoffs/<handoff_id:int>/transcript")
+@signed_in(page=False)
+async def transcript_fragment(request: Request, handoff_id: int) -> HTTPResponse:
+    gateway = request.app.ctx.gateway
+    handoff = await gateway.db.handoff(handoff_id)
+    if handoff is None:
+        return response.text("no such handoff", status=404)
+    return response.html(str(await _transcript(gateway.db, handoff, request.ctx.session,
+                                               gateway.profile.opening_hours.zone)))
+
+
+@inbox.post("/handoffs/<handoff_id:int>/<action:str>")
+@form_post
+async def act(request: Request, handoff_id: int, action: str) -> HTTPResponse:
+    """The page's buttons, through the handoff desk (its refusals: the app's error handler)."""
+    desk = request.app.ctx.gateway.handoffs
+    if action not in {"reply", "claim", "resolve", "notes"}:
+        return response.text("not found", status=404)
+    agent = request.ctx.session["display_name"]
+    text = (request.form.get("text") or "").strip()
+    if action == "reply" and text:
+        await desk.reply(handoff_id, agent, text, VIA)
+    elif action == "claim":
+        await desk.claim(handoff_id, agent, VIA)
+    elif action == "notes" and text:
+        await desk.note(handoff_id, agent, text, VIA)
+    elif action == "resolve":
+        await desk.resolve(handoff_id, agent, VIA)
+    else:
+        await desk.handoff(handoff_id)  # an empty reply or note: nothing to do, if it exists
+    return response.redirect(f"/inbox/handoffs/{handoff_id}", status=303)
+
+
+@inbox.post("/messages/<message_id:int>/misunderstood")
+@form_post
+async def mark_misunderstood(request: Request, message_id: int) -> HTTPResponse:
+    return await _mark(request, message_id, marked=True)
+
+
+@inbox.post("/messages/<message_id:int>/understood")
+@form_post
+async def unmark_misunderstood(request: Request, message_id: int) -> HTTPResponse:
+    return await _mark(request, message_id, marked=False)
+
+
+async def _mark(request: Request, message_id: int, marked: bool) -> HTTPResponse:
+    """Set or undo a "bot misunderstood" mark, then go back to the handoff."""
+    try:
+        handoff_id = int(request.form.get("handoff") or "")
+    except ValueError:
+        handoff_id = 0
+    desk = request.app.ctx.gateway.handoffs
+    try:
+        await desk.mark_misunderstood(handoff_id, message_id, marked,
+                                      request.ctx.session["display_name"],
+                                      (request.form.get("note") or "").strip(), VIA)
+    except HandoffNotFoundError:
+        return response.text("No such handoff to return to.", status=404)
+    except ValueError as error:  # unknown message, or not a customer's
+        return response.text(str(error), status=400)
+    return response.redirect(f"/inbox/handoffs/{handoff_id}", status=303)
+
+
+@inbox.get("/events")
+@signed_in(page=False)
+async def events(request: Request) -> Optional[HTTPResponse]:
+    feed: InboxEvents = request.app.ctx.inbox_events
+    queue = feed.subscribe()
+    stream = await request.respond(content_type="text/event-stream",
+                                   headers={"Cache-Control": "no-cache"})
+    try:
+        await stream.send("retry: 2000\n\n")
+        while True:
+            try:
+                what = await asyncio.wait_for(queue.get(), timeout=15)
+                await stream.send(f"data: {what}\n\n")
+            except asyncio.TimeoutError:
+                await stream.send(": keep-alive\n\n")
+    finally:
+        feed.unsubscribe(queue)
+    return None

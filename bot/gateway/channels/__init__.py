@@ -1,0 +1,1 @@
+"""Channels: where customers DM from (Telegram, the web chat, other platforms via the DM API)."""

@@ -1,0 +1,139 @@
+"""The handoff desk: reply, claim, note, resolve and rate, with their rules, once.
+
+Every agent surface calls these and nothing else, so the rules hold the same
+everywhere: an unknown handoff is ``HandoffNotFoundError``; acting on a resolved
+one is ``AlreadyResolvedError`` (notes excepted: they are internal records); a
+resolve Rasa cannot take is ``BotUnavailableError``, with nothing changed. After
+each change every surface is told (``AgentSurfaces.publish``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from bot.brand import BrandProfile
+from bot.gateway.handoffs.csat import csat_question
+from bot.gateway.handoffs.errors import (
+    AlreadyResolvedError,
+    BotUnavailableError,
+    HandoffNotFoundError,
+)
+from bot.gateway.handoffs.events import AgentSurface, AgentSurfaces, HandoffChange
+from bot.gateway.messages import OutboundMessage
+from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
+from bot.gateway.store import StoredMessage
+from bot.gateway.store.facade import AsyncStore
+
+# Slots cleared when a person hands the conversation back to the bot.
+RESET_ON_RESUME = ["escalated", "escalation_reason", "escalation_priority",
+                   "escalation_summary", "escalation_trigger", "escalation_trigger_priority",
+                   "escalation_trigger_detail", "case_topic", "case_description",
+                   "case_reference"]
+
+
+class HandoffDesk:
+    """Agents' actions on handoffs. ``deliver(conversation_id)`` wakes the outbox."""
+
+    def __init__(self, db: AsyncStore, rasa: RasaClient, profile: BrandProfile,
+                 deliver: Callable[[str], None]) -> None:
+        self.db = db
+        self.rasa = rasa
+        self.profile = profile
+        self.surfaces = AgentSurfaces()
+        self._deliver = deliver
+
+    def add_surface(self, surface: AgentSurface) -> None:
+        self.surfaces.add(surface)
+
+    # --- reading -----------------------------------------------------------
+    async def handoff(self, handoff_id: int) -> Dict[str, Any]:
+        handoff = await self.db.handoff(handoff_id)
+        if handoff is None:
+            raise HandoffNotFoundError(handoff_id)
+        return handoff
+
+    async def queue(self, include_resolved: bool = False) -> List[Dict[str, Any]]:
+        """Most urgent first, then longest waiting."""
+        return await self.db.handoff_queue(include_resolved=include_resolved)
+
+    async def _open(self, handoff_id: int) -> Dict[str, Any]:
+        handoff = await self.handoff(handoff_id)
+        if handoff["status"] == "resolved":
+            raise AlreadyResolvedError(handoff_id)
+        return handoff
+
+    # --- agents' actions -----------------------------------------------------
+    async def reply(self, handoff_id: int, agent: str, text: str, via: str) -> int:
+        """Send an agent's words to the customer, signed; claims an open handoff."""
+        handoff = await self._open(handoff_id)
+        if handoff["status"] == "open":
+            await self.db.claim_handoff(handoff_id, agent)
+            await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))
+        signed = OutboundMessage(f"{text}\n\n— {agent.split()[0]}, {self.profile.name}")
+        message_id = await self.db.queue_outbound(handoff["conversation_id"], "agent", signed)
+        self._deliver(handoff["conversation_id"])
+        await self.surfaces.publish(HandoffChange(handoff_id, "replied", agent, via, text))
+        return message_id
+
+    async def claim(self, handoff_id: int, agent: str, via: str) -> Dict[str, Any]:
+        await self._open(handoff_id)
+        await self.db.claim_handoff(handoff_id, agent)
+        await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))
+        return await self.handoff(handoff_id)
+
+    async def note(self, handoff_id: int, agent: str, text: str, via: str) -> Dict[str, Any]:
+        """An internal note: agents see it, the customer never does."""
+        await self.handoff(handoff_id)
+        await self.db.add_note(handoff_id, agent, text)
+        await self.surfaces.publish(HandoffChange(handoff_id, "noted", agent, via, text))
+        return await self.handoff(handoff_id)
+
+    async def resolve(self, handoff_id: int, agent: str, via: str) -> Dict[str, Any]:
+        """Give the conversation back to the bot and ask how we did.
+
+        Rasa is told first: if it cannot take the conversation back, nothing
+        here changes and the agent keeps it (``BotUnavailableError``).
+        """
+        handoff = await self._open(handoff_id)
+        try:
+            await self.rasa.resume(handoff["conversation_id"], RESET_ON_RESUME)
+        except RasaUnavailableError as error:
+            raise BotUnavailableError() from error
+        conversation = await self.db.conversation(handoff["conversation_id"])
+        question = csat_question(conversation.get("customer_name") if conversation else None)
+        if not await self.db.resolve_handoff(handoff_id, agent, question):
+            raise AlreadyResolvedError(handoff_id)  # another agent resolved it a moment ago
+        self._deliver(handoff["conversation_id"])
+        await self.surfaces.publish(HandoffChange(handoff_id, "resolved", agent, via))
+        return await self.handoff(handoff_id)
+
+    async def mark_misunderstood(self, handoff_id: int, message_id: int, marked: bool,
+                                 agent: str, note: str, via: str) -> None:
+        """Flag (or unflag) a customer's message the bot misread, for the NLU review.
+
+        ValueError when the message is not a customer's.
+        """
+        await self.handoff(handoff_id)
+        if marked:
+            await self.db.mark_misunderstood(message_id, agent, note)
+        else:
+            await self.db.unmark_misunderstood(message_id)
+        await self.surfaces.publish(HandoffChange(handoff_id, "marked", agent, via))
+
+    # --- what the pipeline reports -----------------------------------------------
+    async def opened(self, handoff_id: int) -> None:
+        await self.surfaces.publish(HandoffChange(handoff_id, "opened"))
+
+    async def customer_wrote(self, conversation_id: str, message: StoredMessage) -> None:
+        """Tell agents when the customer writes while a person handles the conversation."""
+        handoff = await self.db.open_handoff_for(conversation_id)
+        if handoff is not None:
+            await self.surfaces.publish(HandoffChange(handoff["id"], "customer_wrote",
+                                                      message=message))
+
+    async def record_csat(self, conversation_id: str, score: int) -> Optional[int]:
+        """Store a rating on the conversation's latest resolved handoff."""
+        handoff_id = await self.db.record_csat(conversation_id, score)
+        if handoff_id is not None:  # agents hear of it without delaying the customer's ack
+            self.surfaces.publish_soon(HandoffChange(handoff_id, "rated", text=str(score)))
+        return handoff_id

@@ -1,0 +1,26 @@
+"""The gateway's durable store, one module per concern, over one schema.
+
+    schema.py    the tables, and the migration older databases need
+    queue.py     conversations, inbound and outbound messages, the transcript
+    handoffs.py  handoff records, and the Telegram posts that point at them
+    accounts.py  inbox agents and their sessions
+    marks.py     "bot misunderstood" marks for the NLU review
+    facade.py    AsyncStore: the same calls, awaitable, for the event loop
+
+SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from bot.gateway.store.accounts import AccountStore
+from bot.gateway.store.base import BlockingStoreCallError, StoreBase, engine_for
+from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
+from bot.gateway.store.marks import MarkStore
+from bot.gateway.store.queue import QueueStore, Received, StoredMessage
+
+__all__ = ["BlockingStoreCallError", "HandoffRequest", "Received", "Store", "StoreBase",
+           "StoredMessage", "engine_for"]
+
+
+class Store(QueueStore, HandoffStore, AccountStore, MarkStore):
+    """Every concern over one engine: what the gateway and the trainers' tools open."""

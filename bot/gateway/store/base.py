@@ -1,0 +1,94 @@
+"""What every part of the store shares: the engine, the write lock, and the loop guard.
+
+The engine is synchronous SQLAlchemy. Code on the event loop must go through
+``AsyncStore`` (``facade.py``), which runs each call in a worker thread. With
+``StoreBase.forbid_event_loop`` set (tests do), a call made on the event
+loop's own thread raises ``BlockingStoreCallError`` instead of stalling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.gateway.messages import OutboundMessage
+from bot.gateway.store.schema import QUEUED, messages, migrate
+
+
+class BlockingStoreCallError(RuntimeError):
+    """A store call was made on the event loop's thread; use AsyncStore."""
+
+
+def engine_for(url: str) -> Engine:
+    """An engine for DATABASE_URL; SQLite gets WAL, a busy timeout and its folder."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False,
+                                                     "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10)
+
+
+
+class StoreBase:
+    forbid_event_loop: ClassVar[bool] = False  # tests turn it on
+
+    def __init__(self, url: str) -> None:
+        self.engine = engine_for(url)
+        # SQLite has one writer; its deferred transactions fail ("database is
+        # locked") rather than wait when two upgrade from read to write, so
+        # writers queue here. PostgreSQL uses row locks instead.
+        self._writer = (threading.Lock() if self.engine.dialect.name == "sqlite"
+                        else contextlib.nullcontext())
+        migrate(self.engine)
+
+    def _check_thread(self) -> None:
+        if not StoreBase.forbid_event_loop:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a worker thread or a script: blocking is fine here
+        raise BlockingStoreCallError("a blocking store call on the event loop; "
+                                     "await it through AsyncStore (gateway.db) instead")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        self._check_thread()
+        with self._writer, self.engine.begin() as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._check_thread()
+        with self.engine.connect() as db:
+            yield db
+
+    @staticmethod
+    def _insert_outbound(db: Connection, conversation_id: str, kind: str, message: OutboundMessage,
+                         now: float) -> int:
+        buttons = json.dumps([{"title": b.title, "payload": b.payload} for b in message.buttons])
+        return db.execute(messages.insert().values(
+            conversation_id=conversation_id, direction="out", kind=kind, text=message.text,
+            buttons=buttons if message.buttons else None, image=message.image,
+            status=QUEUED, attempts=0, created_at=now,
+        )).inserted_primary_key[0]
+

@@ -1,0 +1,240 @@
+"""The message queue: conversations, inbound and outbound messages, the transcript.
+
+Every inbound message is written here before the channel is answered, and
+every reply before it is sent, so a crash or a dead Rasa loses nothing.
+Inbound messages are idempotent on (conversation, channel message id), since
+channels redeliver.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.gateway.messages import Button, InboundMessage, OutboundMessage
+from bot.gateway.store.base import StoreBase
+from bot.gateway.store.handoffs import HandoffRequest, insert_handoff
+from bot.gateway.store.schema import DONE, FAILED, QUEUED, SENT, conversations, handoffs, messages
+
+
+@dataclass(frozen=True)
+class Received:
+    """What storing an inbound message decided."""
+
+    message_id: int
+    duplicate: bool
+    acknowledge: bool  # first message, or the first after a quiet gap
+
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    conversation_id: str
+    direction: str
+    kind: str
+    text: str
+    payload: Optional[str]
+    buttons: List[Button]
+    image: Optional[str]
+    meta: Dict[str, Any]
+    status: str
+    attempts: int
+    created_at: float
+    channel: str
+    external_id: str
+    customer_name: Optional[str]
+
+    @property
+    def outbound(self) -> OutboundMessage:
+        return OutboundMessage(text=self.text, buttons=self.buttons, image=self.image)
+
+
+
+class QueueStore(StoreBase):
+    def __init__(self, url: str, ack_gap_seconds: float = 4 * 3600) -> None:
+        super().__init__(url)
+        self.ack_gap_seconds = ack_gap_seconds
+
+    # --- inbound ---------------------------------------------------------
+    def receive(self, message: InboundMessage, ack: Optional[OutboundMessage] = None,
+                auto_reply: Optional[List[OutboundMessage]] = None,
+                now: Optional[float] = None) -> Received:
+        """Store an inbound message once; queue ``ack`` if this one needs acknowledging.
+
+        Acknowledge the first message of a conversation and the first after a
+        quiet gap, not every message of a burst. With ``auto_reply`` the message
+        is answered without Rasa (e.g. a photo the NLU cannot read), atomically.
+        """
+        now = now or time.time()
+        conv_id = message.conversation_id
+        with self._write() as db:
+            existing = db.execute(
+                sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conv_id,
+                    messages.c.direction == "in",
+                    messages.c.channel_message_id == message.channel_message_id,
+                )
+            ).scalar()
+            if existing is not None:
+                return Received(existing, duplicate=True, acknowledge=False)
+            try:
+                with db.begin_nested():
+                    db.execute(conversations.insert().values(
+                        id=conv_id, channel=message.channel, external_id=message.external_id,
+                        customer_name=message.first_name, created_at=now))
+            except IntegrityError:
+                pass  # it exists (perhaps created a moment ago by a concurrent message)
+            # The row lock makes concurrent messages of one conversation decide
+            # about the acknowledgement one after the other.
+            last_inbound = db.execute(
+                sa.select(conversations.c.last_inbound_at)
+                .where(conversations.c.id == conv_id).with_for_update()
+            ).scalar()
+            acknowledge = last_inbound is None or now - last_inbound >= self.ack_gap_seconds
+            values: Dict[str, Any] = {"last_inbound_at": now}
+            if acknowledge:
+                values["last_ack_at"] = now
+            if message.first_name:
+                values["customer_name"] = message.first_name
+            db.execute(conversations.update().where(conversations.c.id == conv_id)
+                       .values(**values))
+            try:
+                with db.begin_nested():
+                    message_id = db.execute(messages.insert().values(
+                        conversation_id=conv_id, direction="in", kind="message",
+                        channel_message_id=message.channel_message_id, text=message.text,
+                        payload=message.payload, meta=json.dumps(message.metadata),
+                        status=DONE if auto_reply else QUEUED, attempts=0, created_at=now,
+                        done_at=now if auto_reply else None,
+                    )).inserted_primary_key[0]
+            except IntegrityError:  # a concurrent redelivery won the race
+                existing = db.execute(sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conv_id, messages.c.direction == "in",
+                    messages.c.channel_message_id == message.channel_message_id)).scalar()
+                return Received(existing, duplicate=True, acknowledge=False)
+            if acknowledge and ack is not None:
+                self._insert_outbound(db, conv_id, "ack", ack, now)
+            for reply in auto_reply or []:
+                self._insert_outbound(db, conv_id, "reply", reply, now)
+        return Received(message_id, duplicate=False, acknowledge=acknowledge)
+
+    def next_inbound(self, conversation_id: str) -> Optional[StoredMessage]:
+        """The oldest unprocessed message of a conversation (strict order)."""
+        return self._next_queued(conversation_id, "in")
+
+    def conversations_with_queued_inbound(self) -> List[str]:
+        return self._queued_conversations("in")
+
+    def complete_inbound(self, message_id: int, replies: List[OutboundMessage],
+                         handoff: Optional[HandoffRequest] = None,
+                         now: Optional[float] = None) -> Optional[int]:
+        """Mark a message processed, queue its replies and open a handoff, atomically.
+
+        Returns the new handoff's id, if one was opened.
+        """
+        now = now or time.time()
+        handoff_id = None
+        with self._write() as db:
+            conv_id = db.execute(sa.select(messages.c.conversation_id)
+                                 .where(messages.c.id == message_id)).scalar_one()
+            for reply in replies:
+                self._insert_outbound(db, conv_id, "reply", reply, now)
+            db.execute(messages.update().where(messages.c.id == message_id)
+                       .values(status=DONE, done_at=now))
+            if handoff is not None:
+                handoff_id = insert_handoff(db, conv_id, handoff, now)
+        return handoff_id
+
+    def record_attempt(self, message_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                attempts=messages.c.attempts + 1, last_error=error[:2000]))
+
+    # --- outbound --------------------------------------------------------
+    def queue_outbound(self, conversation_id: str, kind: str, message: OutboundMessage,
+                       now: Optional[float] = None) -> int:
+        with self._write() as db:
+            return self._insert_outbound(db, conversation_id, kind, message, now or time.time())
+
+    def next_outbound(self, conversation_id: str) -> Optional[StoredMessage]:
+        """The oldest undelivered reply of a conversation (strict order)."""
+        return self._next_queued(conversation_id, "out")
+
+    def conversations_with_queued_outbound(self) -> List[str]:
+        return self._queued_conversations("out")
+
+    def mark_sent(self, message_id: int, channel_message_id: Optional[str] = None,
+                  now: Optional[float] = None) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                status=SENT, channel_message_id=channel_message_id, done_at=now or time.time(),
+                attempts=messages.c.attempts + 1))
+
+    def mark_failed(self, message_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                status=FAILED, last_error=error[:2000], attempts=messages.c.attempts + 1,
+                done_at=time.time()))
+
+    # --- reading ---------------------------------------------------------
+    def transcript(self, conversation_id: str, after_id: int = 0) -> List[StoredMessage]:
+        """Both directions, oldest first; outbound only once it is sent or queued."""
+        return self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.id > after_id))
+
+    def conversation(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The conversation, with ``mode``: "human" while a handoff is open, else "bot"."""
+        open_handoff = sa.exists().where(handoffs.c.conversation_id == conversations.c.id,
+                                         handoffs.c.status != "resolved")
+        with self._read() as db:
+            row = db.execute(sa.select(conversations, open_handoff.label("with_person"))
+                             .where(conversations.c.id == conversation_id)).mappings().first()
+        if row is None:
+            return None
+        data = dict(row)
+        data["mode"] = "human" if data.pop("with_person") else "bot"
+        return data
+
+    def _next_queued(self, conversation_id: str, direction: str) -> Optional[StoredMessage]:
+        rows = self._select(sa.and_(messages.c.conversation_id == conversation_id,
+                                    messages.c.direction == direction,
+                                    messages.c.status == QUEUED), limit=1)
+        return rows[0] if rows else None
+
+    def _queued_conversations(self, direction: str) -> List[str]:
+        with self._read() as db:
+            rows = db.execute(
+                sa.select(messages.c.conversation_id, sa.func.min(messages.c.id).label("first"))
+                .where(messages.c.direction == direction, messages.c.status == QUEUED)
+                .group_by(messages.c.conversation_id).order_by("first")
+            ).all()
+        return [row[0] for row in rows]
+
+    def _select(self, where, limit: Optional[int] = None) -> List[StoredMessage]:
+        query = (sa.select(messages, conversations.c.channel, conversations.c.external_id,
+                           conversations.c.customer_name)
+                 .join(conversations, conversations.c.id == messages.c.conversation_id)
+                 .where(where).order_by(messages.c.id))
+        if limit:
+            query = query.limit(limit)
+        with self._read() as db:
+            rows = db.execute(query).mappings().all()
+        return [
+            StoredMessage(
+                id=r["id"], conversation_id=r["conversation_id"], direction=r["direction"],
+                kind=r["kind"], text=r["text"], payload=r["payload"],
+                buttons=[Button(**b) for b in json.loads(r["buttons"] or "[]")],
+                image=r["image"], meta=json.loads(r["meta"] or "{}"), status=r["status"],
+                attempts=r["attempts"], created_at=r["created_at"], channel=r["channel"],
+                external_id=r["external_id"], customer_name=r["customer_name"],
+            )
+            for r in rows
+        ]
+
+

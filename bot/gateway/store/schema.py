@@ -1,0 +1,130 @@
+"""The gateway's tables, in one place, and the one migration older databases need.
+
+Tables new since a database was made are added by ``create_all``; a column
+dropped since is dropped by ``migrate`` (SQLite 3.35+ and PostgreSQL both
+support ``ALTER TABLE ... DROP COLUMN``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=False),
+    sa.Column("customer_name", sa.String(100)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_inbound_at", sa.Float),
+    sa.Column("last_ack_at", sa.Float),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),  # "in" | "out"
+    sa.Column("kind", sa.String(16), nullable=False),  # in: message; out: ack | reply
+    sa.Column("channel_message_id", sa.String(200)),
+    sa.Column("text", sa.Text, nullable=False, default=""),
+    sa.Column("payload", sa.Text),  # inbound: what to send Rasa instead of text
+    sa.Column("buttons", sa.Text),  # outbound: JSON list of {title, payload}
+    sa.Column("image", sa.Text),
+    sa.Column("meta", sa.Text),  # inbound: JSON channel metadata
+    sa.Column("status", sa.String(16), nullable=False),  # queued | done | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.UniqueConstraint("conversation_id", "direction", "channel_message_id",
+                        name="uq_channel_message"),
+)
+handoffs = sa.Table(
+    "handoffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False, index=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("context", sa.Text, nullable=False, default="{}"),  # details, turns, detail
+    sa.Column("status", sa.String(16), nullable=False),  # open | claimed | resolved
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sla_due_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("csat", sa.Integer),
+    sa.Column("notes", sa.Text, nullable=False, default="[]"),  # internal, JSON list
+)
+
+# Messages agents see in their Telegram group, and the handoff each belongs to,
+# so a reply to any of them reaches the right customer.
+agent_posts = sa.Table(
+    "agent_posts",
+    metadata,
+    sa.Column("chat_id", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(64), primary_key=True),
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False),
+)
+
+# People who answer customers in the web inbox (created with `make agent`).
+agent_accounts = sa.Table(
+    "agent_accounts",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+inbox_sessions = sa.Table(
+    "inbox_sessions",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), sa.ForeignKey("agent_accounts.username"),
+              nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# Customer messages an agent flagged as misread by the bot, for the NLU
+# trainers' review export. One mark per message; agents can undo it.
+misunderstood_marks = sa.Table(
+    "misunderstood_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False,
+              unique=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False, index=True),
+    sa.Column("agent", sa.String(100), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
+sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
+
+QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
+
+# Columns earlier versions wrote and nothing reads any more: (table, column).
+DROPPED_COLUMNS = [("conversations", "mode")]  # the open handoff says who answers
+
+
+def migrate(engine: Engine) -> None:
+    """Bring a database of any earlier version to this schema (idempotent)."""
+    metadata.create_all(engine)  # also adds tables new since a database was made
+    inspector = sa.inspect(engine)
+    for table, column in DROPPED_COLUMNS:
+        if column in {c["name"] for c in inspector.get_columns(table)}:
+            with engine.begin() as db:
+                db.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))

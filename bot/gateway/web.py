@@ -1,0 +1,73 @@
+"""Helpers every HTTP surface shares: JSON in and out, timestamps, and error mapping.
+
+Handlers raise; one Sanic error handler (``install_error_handler``) turns the
+typed errors into responses: JSON ``{"error": ...}`` under ``/api/``, plain
+text for the web inbox's forms. Bad input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Dict
+
+from sanic import Request, Sanic, response
+from sanic.response import HTTPResponse
+
+from bot.gateway.handoffs.errors import BotUnavailableError, HandoffError
+from bot.gateway.store import StoredMessage
+
+
+class InvalidInputError(Exception):
+    """The request is malformed; the message tells the caller what to send instead."""
+
+    status = 400
+
+
+def json_body(request: Request) -> Any:
+    """The parsed JSON body, or None when it is missing or not JSON."""
+    if not request.body:
+        return None
+    try:
+        return json.loads(request.body)
+    except ValueError:
+        return None
+
+
+def error(status: int, message: str) -> HTTPResponse:
+    return response.json({"error": message}, status=status)
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def message_json(message: StoredMessage) -> Dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": "inbound" if message.direction == "in" else "outbound",
+        "kind": message.kind,
+        "text": message.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
+        "status": message.status,
+        "created_at": iso(message.created_at),
+    }
+
+
+INBOX_TEXT = {
+    BotUnavailableError: "The bot is unavailable, so the conversation stays with you. "
+                         "Try again in a minute.",
+}
+
+
+def install_error_handler(app: Sanic) -> None:
+    """Map every typed refusal to its status, in the surface's own format."""
+
+    async def refused(request: Request, exception: Exception) -> HTTPResponse:
+        status = getattr(exception, "status", 400)
+        if request.path.startswith("/api/"):
+            return error(status, str(exception))
+        return response.text(INBOX_TEXT.get(type(exception), str(exception)), status=status)
+
+    app.error_handler.add(HandoffError, refused)
+    app.error_handler.add(InvalidInputError, refused)

@@ -1,0 +1,89 @@
+"""The handoff contract: what action_escalate sends the gateway, typed, in one place.
+
+The payload crosses three processes (action server → Rasa → gateway) as the
+``custom`` part of a bot message. Both ends import this module, so a field
+renamed on one side is renamed on the other, and the priority list is the
+same wherever it is used: escalation.yml, brand.yml's SLA targets, the policy,
+the gateway's queue order and the agents' badges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Literal, Mapping, Optional
+
+Priority = Literal["urgent", "high", "normal", "low"]
+# Most urgent first: the agents' queue is ordered by this list.
+PRIORITIES: tuple = ("urgent", "high", "normal", "low")
+DEFAULT_PRIORITY: Priority = "normal"
+DEFAULT_REASON = "customer_request"
+# One colour per priority, for the agents' badges (web inbox, Telegram card).
+PRIORITY_COLOURS: Dict[str, str] = {"urgent": "🔴", "high": "🟠", "normal": "🟡", "low": "⚪"}
+
+# The key of the bot message's custom JSON that carries the payload.
+HANDOFF_KEY = "handoff"
+
+# Slots the escalation policy sets for action_escalate: the trigger travels with them.
+TRIGGER_SLOT = "escalation_trigger"
+TRIGGER_PRIORITY_SLOT = "escalation_trigger_priority"
+TRIGGER_DETAIL_SLOT = "escalation_trigger_detail"
+
+
+def priority_rank(priority: str) -> int:
+    """0 for the most urgent; unknown priorities sort last."""
+    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
+
+
+def badge(priority: str, upper: bool = False) -> str:
+    """'🟠 high' (or '🟠 HIGH'): how agents see a priority."""
+    colour = PRIORITY_COLOURS.get(priority)
+    label = priority.upper() if upper else priority
+    return f"{colour} {label}" if colour else label
+
+
+@dataclass(frozen=True)
+class HandoffPayload:
+    """Why and how urgently a person should take over, with the context to act on.
+
+    ``details`` are the case details collected so far; ``turns`` every customer
+    turn with intent, confidence and sentiment; ``detail`` the trigger's own
+    words (e.g. which sensitive pattern matched).
+    """
+
+    reason: str = DEFAULT_REASON
+    priority: str = DEFAULT_PRIORITY
+    summary: str = ""
+    detail: Optional[str] = None
+    details: Dict[str, Any] = field(default_factory=dict)
+    turns: List[Dict[str, Any]] = field(default_factory=list)
+
+    def as_message(self) -> Dict[str, Any]:
+        """The ``json_message`` for the dispatcher (actions side)."""
+        return {HANDOFF_KEY: asdict(self)}
+
+    @property
+    def context(self) -> Dict[str, Any]:
+        """What the gateway stores with the handoff record besides its columns."""
+        return {"details": self.details, "turns": self.turns, "detail": self.detail}
+
+    @classmethod
+    def from_custom(cls, custom: Any) -> Optional[HandoffPayload]:
+        """The payload in a bot message's custom JSON, checked; None when there is none.
+
+        Anything malformed falls back to a safe value instead of failing: a
+        customer asking for a person must reach one.
+        """
+        if not isinstance(custom, Mapping) or not isinstance(custom.get(HANDOFF_KEY), Mapping):
+            return None
+        raw = custom[HANDOFF_KEY]
+        priority = raw.get("priority")
+        details = raw.get("details")
+        turns = raw.get("turns")
+        return cls(
+            reason=str(raw.get("reason") or DEFAULT_REASON),
+            priority=priority if priority in PRIORITIES else DEFAULT_PRIORITY,
+            summary=str(raw.get("summary") or ""),
+            detail=str(raw["detail"]) if raw.get("detail") else None,
+            details=dict(details) if isinstance(details, Mapping) else {},
+            turns=[t for t in turns if isinstance(t, Mapping)] if isinstance(turns, list) else [],
+        )
