@@ -27,13 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-import joblib
 import numpy as np
 import scipy.sparse
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -41,7 +38,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
-MODEL_FILE = "encoder_intent_classifier.joblib"
+from bot.nlu.stored_model import StoredModelComponent
+
 OUT_OF_SCOPE = "out_of_scope"
 RETRIEVAL_INTENT = "faq"
 
@@ -63,8 +61,9 @@ def _intent_of(key: str) -> str:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class EncoderIntentClassifier(GraphComponent, IntentClassifier):
+class EncoderIntentClassifier(StoredModelComponent[FittedModel], IntentClassifier):
     """Logistic regression on encoder + n-gram features, per FAQ, with a novelty gate."""
+
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
@@ -84,25 +83,6 @@ class EncoderIntentClassifier(GraphComponent, IntentClassifier):
             "ranking_length": 10,
             "random_seed": 1,
         }
-
-    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
-                 resource: Resource, model: Optional[FittedModel] = None) -> None:
-        self._config = {**self.get_default_config(), **config}
-        self._storage = model_storage
-        self._resource = resource
-        self._model = model
-
-    @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> EncoderIntentClassifier:
-        return cls(config, model_storage, resource)
-
-    @classmethod
-    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> EncoderIntentClassifier:
-        with model_storage.read_from(resource) as directory:
-            model = joblib.load(directory / MODEL_FILE)
-        return cls(config, model_storage, resource, model)
 
     # -- features ---------------------------------------------------------------
 
@@ -152,15 +132,12 @@ class EncoderIntentClassifier(GraphComponent, IntentClassifier):
                                         random_state=self._config["random_seed"])
         classifier.fit(features, keys)
         in_scope = np.array([_intent_of(k) != OUT_OF_SCOPE for k in keys])
-        self._model = FittedModel(
+        return self._save(FittedModel(
             classifier=classifier, keys=list(classifier.classes_), anchors=dense[in_scope],
             responses={name: list(value) for name, value in training_data.responses.items()
                        if name.startswith(f"utter_{RETRIEVAL_INTENT}/")},
             sparse_weight=self._config["sparse_weight"],
-            dense_weight=self._config["dense_weight"])
-        with self._storage.write_to(self._resource) as directory:
-            joblib.dump(self._model, directory / MODEL_FILE)
-        return self._resource
+            dense_weight=self._config["dense_weight"]))
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data

@@ -23,13 +23,10 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import joblib
 import numpy as np
 import yaml
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from scipy.sparse import csr_matrix, hstack
@@ -38,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from bot.nlu.encoder import shared_encoder
+from bot.nlu.stored_model import StoredModelComponent
 
 LABELS = ("hostile", "negative", "neutral", "positive")
 SENTIMENT = "sentiment"
@@ -166,8 +164,10 @@ class SentimentModel:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
-class SentimentAnalyzer(GraphComponent):
+class SentimentAnalyzer(StoredModelComponent[SentimentModel]):
     """Rasa wrapper: trains from the sentiment file, tags every message."""
+
+    MODEL_FILE = MODEL_FILE
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
@@ -179,18 +179,6 @@ class SentimentAnalyzer(GraphComponent):
         path = Path(config.get("data", cls.get_default_config()["data"]))
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
-    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
-                 resource: Resource, model: Optional[SentimentModel] = None) -> None:
-        self._config = config
-        self._storage = model_storage
-        self._resource = resource
-        self._model = model
-
-    @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> SentimentAnalyzer:
-        return cls(config, model_storage, resource)
-
     def train(self, training_data: TrainingData) -> Resource:
         path = Path(self._config["data"])
         examples = load_examples(path)
@@ -198,17 +186,7 @@ class SentimentAnalyzer(GraphComponent):
         if missing:
             raise ValueError(f"{path}: no examples for {sorted(missing)}")
         texts, labels = zip(*examples, strict=False)
-        self._model = SentimentModel().fit(list(texts), list(labels))
-        with self._storage.write_to(self._resource) as directory:
-            joblib.dump(self._model, directory / MODEL_FILE)
-        return self._resource
-
-    @classmethod
-    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> SentimentAnalyzer:
-        with model_storage.read_from(resource) as directory:
-            model = joblib.load(directory / MODEL_FILE)
-        return cls(config, model_storage, resource, model)
+        return self._save(SentimentModel().fit(list(texts), list(labels)))
 
     def process(self, messages: List[Message]) -> List[Message]:
         texts = [m.get("text") or "" for m in messages]

@@ -1,0 +1,44 @@
+"""Base for our trainable Rasa components whose whole state is one joblib file."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Generic, Optional, TypeVar
+
+import joblib
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+
+Model = TypeVar("Model")
+
+
+class StoredModelComponent(GraphComponent, Generic[Model]):
+    """Keeps config and storage, loads and saves ``MODEL_FILE`` in Rasa's model storage."""
+
+    MODEL_FILE = "model.joblib"
+
+    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
+                 resource: Resource, model: Optional[Model] = None) -> None:
+        self._config = {**self.get_default_config(), **config}
+        self._storage = model_storage
+        self._resource = resource
+        self._model = model
+
+    @classmethod
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> StoredModelComponent:
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> StoredModelComponent:
+        with model_storage.read_from(resource) as directory:
+            model = joblib.load(directory / cls.MODEL_FILE)
+        return cls(config, model_storage, resource, model)
+
+    def _save(self, model: Model) -> Resource:
+        """Keep the trained model and write it where Rasa packages the model."""
+        self._model = model
+        with self._storage.write_to(self._resource) as directory:
+            joblib.dump(model, directory / self.MODEL_FILE)
+        return self._resource
