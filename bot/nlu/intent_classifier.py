@@ -64,6 +64,8 @@ def _intent_of(key: str) -> str:
 class EncoderIntentClassifier(StoredModelComponent[FittedModel], IntentClassifier):
     """Logistic regression on encoder + n-gram features, per FAQ, with a novelty gate."""
 
+    MODEL_FILE = "encoder_intent_classifier.joblib"
+
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
