@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import time
@@ -25,8 +26,12 @@ REPORT = PROJECT_ROOT / "reports" / "bench_nlu.json"
 
 async def measure(model: Path, texts: list[str]) -> list[float]:
     from rasa.core.agent import Agent
+    from rasa.utils.common import configure_logging_and_warnings
 
     from bot.nlu.encoder import shared_encoder
+
+    # As `rasa run` does by default: no per-message debug lines in the timing.
+    configure_logging_and_warnings(logging.INFO)
 
     agent = Agent.load(str(model))
     for text in texts[:20]:  # warm up: first calls build caches and threads

@@ -34,9 +34,10 @@ class TrainingError(RuntimeError):
 
 
 def training_inputs(root: Path = PROJECT_ROOT) -> List[Path]:
-    """Every file whose content changes the trained model."""
+    """Every file whose content changes the trained model, our components' code included."""
     data_files = sorted(p for p in (root / "data").rglob("*") if p.suffix in {".yml", ".yaml"})
-    return [root / "config.yml", root / "domain.yml", *data_files]
+    code = sorted([*(root / "bot" / "nlu").glob("*.py"), *(root / "bot" / "policies").glob("*.py")])
+    return [root / "config.yml", root / "domain.yml", *data_files, *code]
 
 
 def fingerprint(files: Iterable[Path], root: Path = PROJECT_ROOT) -> str:

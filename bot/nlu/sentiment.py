@@ -7,11 +7,13 @@ customer turning hostile or souring over several turns.
 Hostile means abusive, insulting, threatening or swearing *at* someone;
 negative is dissatisfied but civil. The model is a linear classifier over
 character and word n-grams, the pretrained sentence encoder's vector (what the
-message means, beyond its words; bot/nlu/encoder.py), and lexicon and model
-signals: VADER's polarity scores (the vaderSentiment package ships its
-lexicon), alt-profanity-check's probability that the text is offensive (a
-model shipped in that package), and whether profanity, including censored
-forms like f*ck and sh!t, is aimed at "you". It is trained from
+message means, beyond its words; bot/nlu/encoder.py), and lexicon signals:
+VADER's polarity scores (the vaderSentiment package ships its lexicon) and
+whether profanity, including censored forms like f*ck and sh!t, is aimed at
+"you". A message it calls hostile stays hostile only with abusive language in
+it: alt-profanity-check's offensive probability (a model shipped in that
+package) or our abuse and threat patterns; otherwise it is negative. It is
+trained from
 ``data/nlu/sentiment.yml``, which trainers edit; that file's content is part of
 the component's fingerprint, so changing it retrains the component.
 """
@@ -112,19 +114,22 @@ class SentimentModel:
         self.__dict__.update(state)
         self._vader = SentimentIntensityAnalyzer()
 
-    def _signals(self, texts: List[str]) -> csr_matrix:
+    @staticmethod
+    def _offensive(texts: List[str]) -> np.ndarray:
+        """alt-profanity-check's probability that each text is offensive."""
         from profanity_check import predict_prob
 
-        offensive = predict_prob(list(texts)) if texts else []
+        return predict_prob(list(texts)) if texts else np.zeros(0)
+
+    def _signals(self, texts: List[str]) -> csr_matrix:
         rows = []
-        for text, p_offensive in zip(texts, offensive, strict=True):
+        for text in texts:
             vader = self._vader.polarity_scores(text)
             letters = [c for c in text if c.isalpha()]
             caps = sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
             profane = bool(_ABUSIVE.search(text))
             at_someone = bool(_AT_SOMEONE.search(text))
             rows.append([
-                float(p_offensive), float(p_offensive) * at_someone,
                 vader["neg"], vader["pos"], vader["compound"],
                 caps, min(text.count("!"), 5) / 5,
                 float(profane), float(profane and at_someone),
@@ -144,15 +149,17 @@ class SentimentModel:
         return self
 
     def predict(self, texts: List[str]) -> List[Tuple[str, float]]:
-        from profanity_check import predict_prob
-
         probabilities = self.classifier.predict_proba(self._features(texts))
         classes = list(self.classifier.classes_)
-        offensive = predict_prob(list(texts))
+        labels = [classes[int(row.argmax())] for row in probabilities]
+        # The profanity model costs a few ms: asked only about hostile-looking texts.
+        suspects = [i for i, label in enumerate(labels) if label == "hostile"]
+        offensive = dict(zip(suspects, self._offensive([texts[i] for i in suspects]),
+                             strict=True))
         results = []
-        for text, row, p_offensive in zip(texts, probabilities, offensive, strict=True):
-            label, score = classes[int(row.argmax())], float(row.max())
-            if label == "hostile" and not self._has_abuse(text, float(p_offensive)):
+        for i, (text, row) in enumerate(zip(texts, probabilities, strict=True)):
+            label, score = labels[i], float(row.max())
+            if label == "hostile" and not self._has_abuse(text, float(offensive[i])):
                 label = "negative"
                 score = float(row[classes.index("hostile")] + row[classes.index("negative")])
             results.append((label, score))
@@ -177,7 +184,8 @@ class SentimentAnalyzer(StoredModelComponent[SentimentModel]):
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """The data file is not Rasa training data, so its content joins the fingerprint."""
         path = Path(config.get("data", cls.get_default_config()["data"]))
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+        data = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "none"
+        return f"{cls.code_fingerprint()}:{data}"
 
     def train(self, training_data: TrainingData) -> Resource:
         path = Path(self._config["data"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+from pathlib import Path
 from typing import Any, Dict, Generic, Optional, TypeVar
 
 import joblib
@@ -16,6 +19,15 @@ class StoredModelComponent(GraphComponent, Generic[Model]):
     """Keeps config and storage, loads and saves ``MODEL_FILE`` in Rasa's model storage."""
 
     MODEL_FILE = "model.joblib"
+
+    @classmethod
+    def code_fingerprint(cls) -> str:
+        """A hash of the component's source: changed code retrains, not a stale cache."""
+        return hashlib.sha256(Path(inspect.getfile(cls)).read_bytes()).hexdigest()[:16]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        return cls.code_fingerprint()
 
     def __init__(self, config: Dict[str, Any], model_storage: ModelStorage,
                  resource: Resource, model: Optional[Model] = None) -> None:

@@ -240,6 +240,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.folds == 1 or args.folds < 0:
         parser.error("--folds must be 0 (no cross-validation) or at least 2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from rasa.utils.common import configure_logging_and_warnings
+
+    # As `rasa run` does: without it every parse is logged at debug level, text
+    # included, which floods the output and slows the evaluation.
+    configure_logging_and_warnings(logging.INFO)
     inputs = Inputs(args.config.resolve(), args.domain.resolve(), args.data.resolve(),
                     args.test.resolve(), args.reports.resolve(), args.baseline.resolve(),
                     args.model.resolve() if args.model else None,
