@@ -66,7 +66,6 @@ class EncoderIntentClassifier(StoredModelComponent[FittedModel], IntentClassifie
 
     MODEL_FILE = "encoder_intent_classifier.joblib"
 
-
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {
