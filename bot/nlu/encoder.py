@@ -16,7 +16,6 @@ vectors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -62,7 +61,6 @@ class SentenceEncoder:
         from tokenizers import Tokenizer
 
         model, tokenizer = model_files()
-        self.fingerprint = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")

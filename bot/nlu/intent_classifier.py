@@ -177,10 +177,9 @@ class EncoderIntentClassifier(StoredModelComponent[FittedModel], IntentClassifie
         by_intent: Dict[str, float] = {}
         for key, p in zip(model.keys, row, strict=True):
             by_intent[_intent_of(key)] = by_intent.get(_intent_of(key), 0.0) + float(p)
-        ranking = sorted(by_intent.items(), key=lambda kv: -kv[1])
         # Far from everything we know: less sure of every in-scope answer.
-        ranking = [(name, p if name == OUT_OF_SCOPE else p * factor) for name, p in ranking]
-        ranking.sort(key=lambda kv: -kv[1])
+        ranking = sorted(((name, p if name == OUT_OF_SCOPE else p * factor)
+                          for name, p in by_intent.items()), key=lambda kv: -kv[1])
         top_name, top_confidence = ranking[0]
         message.set(INTENT, {"name": top_name, "confidence": round(top_confidence, 4)},
                     add_to_output=True)

@@ -25,7 +25,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from sklearn.metrics import f1_score
 
@@ -49,8 +49,6 @@ REQUIRED_COLUMNS = {
 }
 # Coverage points the risk-coverage summary reports accuracy at.
 COVERAGE_POINTS = (0.8, 0.95)
-
-Parser = Callable[[List[str]], List[Dict[str, Any]]]
 
 
 class DevsetError(ValueError):
@@ -175,12 +173,19 @@ def accuracy_at(curve: Sequence[Dict[str, float]], coverage: float) -> Optional[
     return curve[-1]["accuracy"] if curve else None
 
 
-def evaluate(devsets: Devsets, parse: Parser) -> Dict[str, Any]:
-    """Scores for every set present (parse: texts -> Rasa parse results)."""
+def texts(devsets: Devsets) -> List[str]:
+    """Every present set's texts, set after set: what to parse for ``score``."""
+    return [row["text"] for name in devsets.present for row in devsets.rows[name]]
+
+
+def score(devsets: Devsets, parses: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Scores for every set present, from the parses of ``texts(devsets)`` in order."""
     results: Dict[str, Any] = {}
+    start = 0
     for name in devsets.present:
         rows = devsets.rows[name]
-        results[name] = SCORERS[name](rows, parse([row["text"] for row in rows]))
+        results[name] = SCORERS[name](rows, parses[start:start + len(rows)])
+        start += len(rows)
     return results
 
 

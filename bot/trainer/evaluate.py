@@ -31,8 +31,9 @@ import yaml
 from bot.brand import PROJECT_ROOT
 from bot.trainer.datasets import labelled, load_training_data, nlu_files
 from bot.trainer.devsets import DEFAULT_DEVSETS, DevsetError, Devsets, load
-from bot.trainer.devsets import evaluate as evaluate_devsets
+from bot.trainer.devsets import score as score_devsets
 from bot.trainer.devsets import summary as devsets_summary
+from bot.trainer.devsets import texts as devset_texts
 from bot.trainer.metrics import NluScores, score
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,7 @@ def evaluate(inputs: Inputs, folds: int) -> Dict[str, Any]:
     model = ensure_model(inputs)
     trained = time.monotonic()
     texts = [e.text for e in test_examples] + [t for t, _ in sentiment_tests]
-    devset_texts = {name: [row["text"] for row in external.rows[name]]
-                    for name in (external.present if external else [])}
-    parses = parse_all(model, texts + [t for rows in devset_texts.values() for t in rows])
+    parses = parse_all(model, texts + (devset_texts(external) if external else []))
     devset_results = score_devsets(external, parses[len(texts):]) if external else None
     test_scores = score(test_examples, parses[:len(test_examples)])
     cv_scores = cross_validate(inputs, folds) if folds >= 2 else None
@@ -208,12 +207,6 @@ def load_devsets(folder: Optional[Path]) -> Optional[Devsets]:
         print(f"Third-party development sets: none in {folder}, skipped.")
         return None
     return external
-
-
-def score_devsets(external: Devsets, parses: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Each set's scores, from the parses of all sets' texts in order."""
-    queue = iter(parses)
-    return evaluate_devsets(external, lambda texts: [next(queue) for _ in texts])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
