@@ -1,7 +1,10 @@
-"""Handing a conversation to a person, honestly and with context.
+"""Handing a conversation to a person, honestly and with context, and taking it back.
 
-For now the handoff is recorded on the tracker (reason, priority, summary);
-the gateway's agent queue reads it once it exists.
+action_escalate records the handoff on the tracker (reason, priority,
+summary), pauses the bot and sends the gateway the handoff payload; the
+gateway opens the agents' handoff from it. When a person resolves it, the
+gateway triggers ``RESOLVED_INTENT`` and action_resume_after_handoff clears
+what this conversation's case left behind and asks for a rating.
 """
 
 from __future__ import annotations
@@ -10,12 +13,24 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import (
+    ActiveLoop,
+    ConversationPaused,
+    ConversationResumed,
+    EventType,
+    SlotSet,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.wording import INTENT_LABELS, reply_eta
 from bot.brand import brand
-from bot.handoff_contract import HandoffPayload
+from bot.handoff_contract import (
+    TRIGGER_DETAIL_SLOT,
+    TRIGGER_PRIORITY_SLOT,
+    TRIGGER_SLOT,
+    HandoffPayload,
+    is_external,
+)
 
 # Priority of the reasons decided by rules and actions; the escalation policy
 # sends its own (from escalation.yml) with its trigger.
@@ -24,13 +39,18 @@ REASON_PRIORITY = {
     "low_confidence": "normal",
     "complaint": "high",
 }
+# What a handed-back conversation forgets: the handoff's record and the case a
+# person has now dealt with. Who the customer is (name, email) stays.
+RESET_ON_RESUME = ("escalated", "escalation_reason", "escalation_priority",
+                   "escalation_summary", TRIGGER_SLOT, TRIGGER_PRIORITY_SLOT,
+                   TRIGGER_DETAIL_SLOT, "case_topic", "case_description", "case_reference")
 # Reasons whose message starts by acknowledging the customer's feelings.
 UPSET = {"hostile", "negative_trajectory", "repeated_request", "form_abandoned"}
 
 
 def escalation_reason(tracker: Tracker) -> str:
     """Why we hand over now: the policy's trigger, or read from the conversation."""
-    trigger = tracker.get_slot("escalation_trigger")
+    trigger = tracker.get_slot(TRIGGER_SLOT)
     if trigger:
         return trigger
     intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -77,8 +97,8 @@ def turn_log(tracker: Tracker) -> List[Dict[str, Any]]:
     """Every customer turn with how the NLU read it: intent, confidence, sentiment."""
     turns = []
     for event in tracker.events:
-        if event.get("event") != "user":
-            continue
+        if event.get("event") != "user" or is_external(event.get("metadata")):
+            continue  # the customer's words only, not the gateway's signals
         parse = event.get("parse_data") or {}
         intent = parse.get("intent") or {}
         sentiment = parse.get("sentiment") or {}
@@ -101,8 +121,8 @@ def escalate(
     if tracker.get_slot("escalated"):
         dispatcher.utter_message(response="utter_already_escalated")
         return []
-    priority = (tracker.get_slot("escalation_trigger_priority") if reason ==
-                tracker.get_slot("escalation_trigger") else None) or REASON_PRIORITY.get(
+    priority = (tracker.get_slot(TRIGGER_PRIORITY_SLOT) if reason ==
+                tracker.get_slot(TRIGGER_SLOT) else None) or REASON_PRIORITY.get(
                     reason, "normal")
     now = now or datetime.now(timezone.utc)
     eta = reply_eta(profile, priority, now)
@@ -118,7 +138,7 @@ def escalate(
     # For the gateway, not the customer: it opens the handoff record from this.
     dispatcher.utter_message(json_message=HandoffPayload(
         reason=reason, priority=priority, summary=summary,
-        detail=tracker.get_slot("escalation_trigger_detail"),
+        detail=tracker.get_slot(TRIGGER_DETAIL_SLOT),
         details=case_details(tracker), turns=turn_log(tracker),
     ).as_message())
     return [
@@ -141,3 +161,16 @@ class ActionEscalate(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         return escalate(dispatcher, tracker, escalation_reason(tracker))
+
+
+class ActionResumeAfterHandoff(Action):
+    """A person handed the conversation back: the bot listens again and asks how we did."""
+
+    def name(self) -> str:
+        return "action_resume_after_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        dispatcher.utter_message(response="utter_ask_csat")
+        return [ConversationResumed()] + [SlotSet(slot, None) for slot in RESET_ON_RESUME]

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import (
+    ActionExecuted,
+    ConversationPaused,
+    EventType,
+    SessionStarted,
+    SlotSet,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.customer import first_name
+from actions.escalation import RESET_ON_RESUME
 from bot.brand import brand
 
 # Kept when a new session starts: who the customer is, not their last case.
@@ -23,7 +30,10 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         events: List[EventType] = [SessionStarted()]
-        for slot in CARRIED_OVER:
+        # A new session resets Rasa's pause; a person still has this
+        # conversation, so the handoff and its pause carry over too.
+        handed_over = tracker.is_paused()
+        for slot in CARRIED_OVER + (RESET_ON_RESUME if handed_over else ()):
             value = tracker.get_slot(slot)
             if value is not None:
                 events.append(SlotSet(slot, value))
@@ -32,5 +42,7 @@ class ActionSessionStart(Action):
         name = first_name(tracker.get_slot("session_started_metadata"))
         if name:
             events.extend([SlotSet("customer_name", name), SlotSet("name_known", True)])
+        if handed_over:
+            events.append(ConversationPaused())
         events.append(ActionExecuted("action_listen"))
         return events

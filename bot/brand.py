@@ -127,6 +127,8 @@ class BrandProfile(BaseModel):
     links: Links
     order_number: OrderNumberFormat
     sla_minutes: Dict[str, int]
+    # How agents sign their replies: {agent} is the agent's first name.
+    agent_signature: str = "— {agent}, {brand}"
 
     @validator("hours")
     def _known_days(cls, value: Dict[str, str]) -> Dict[str, str]:  # noqa: N805
@@ -142,6 +144,14 @@ class BrandProfile(BaseModel):
             raise ValueError(f"missing priorities {missing}")
         return value
 
+    @validator("agent_signature")
+    def _known_placeholders(cls, value: str) -> str:  # noqa: N805
+        try:
+            value.format(agent="Sam", brand="Brand")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"use only {{agent}} and {{brand}} ({error})") from None
+        return value
+
     @validator("payment_methods")
     def _some_methods(cls, value: List[str]) -> List[str]:  # noqa: N805
         if not value:
@@ -154,6 +164,11 @@ class BrandProfile(BaseModel):
 
     class Config:
         keep_untouched = (functools.cached_property,)
+
+    def signed(self, text: str, agent: str) -> str:
+        """An agent's reply as the customer sees it: their words, then the signature."""
+        first_name = (agent.split() or [agent])[0]
+        return f"{text}\n\n{self.agent_signature.format(agent=first_name, brand=self.name)}"
 
     def template_values(self) -> Dict[str, str]:
         """Values for the ``brand_*`` slots that responses interpolate."""

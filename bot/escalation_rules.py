@@ -16,14 +16,14 @@ from typing import Any, Dict, List, Optional, Pattern, Tuple
 import yaml
 
 from bot.brand import PROJECT_ROOT
-from bot.handoff_contract import PRIORITIES
+from bot.handoff_contract import PRIORITIES, RATING_INTENT
 
 DEFAULT_CONFIG = PROJECT_ROOT / "escalation.yml"
 NEGATIVE = {"negative", "hostile"}
 # Turns that are conversation, not a request: repeating them is not a failure.
 NOT_REQUESTS = {"greet", "goodbye", "thank_you", "affirm", "deny", "inform", "bot_challenge",
                 "praise", "give_feedback", "nlu_fallback", "out_of_scope", "request_human",
-                "faq", "complaint", None}
+                "faq", "complaint", RATING_INTENT, None}
 FORM_DROPPED = "utter_case_stopped"
 
 

@@ -1,14 +1,20 @@
-"""The handoff contract: what action_escalate sends the gateway, typed, in one place.
+"""The handoff contract: what crosses between Rasa's side and the gateway, typed, once.
 
-The payload crosses three processes (action server → Rasa → gateway) as the
-``custom`` part of a bot message. Both ends import this module, so a field
-renamed on one side is renamed on the other, and the priority list is the
-same wherever it is used: escalation.yml, brand.yml's SLA targets, the policy,
-the gateway's queue order and the agents' badges.
+Out: the payload action_escalate sends the gateway crosses three processes
+(action server → Rasa → gateway) as the ``custom`` part of a bot message.
+Back: resolving a handoff is an external event (``RESOLVED_INTENT``) that
+Rasa's action_resume_after_handoff handles, and the satisfaction buttons it
+sends carry ``rating_payload`` payloads the gateway reads the score from.
+Both ends import this module, so a field renamed on one side is renamed on
+the other, and the priority list is the same wherever it is used:
+escalation.yml, brand.yml's SLA targets, the policy, the gateway's queue
+order and the agents' badges.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
@@ -27,6 +33,40 @@ HANDOFF_KEY = "handoff"
 TRIGGER_SLOT = "escalation_trigger"
 TRIGGER_PRIORITY_SLOT = "escalation_trigger_priority"
 TRIGGER_DETAIL_SLOT = "escalation_trigger_detail"
+
+
+# A person handed the conversation back (Rasa's trigger_intent: not the customer's words).
+RESOLVED_INTENT = "EXTERNAL_handoff_resolved"
+# A tap on a satisfaction button: '/rate_service{"csat_score": 4}'.
+RATING_INTENT = "rate_service"
+RATING_ENTITY = "csat_score"
+RATING_SCALE = range(1, 6)
+_RATING = re.compile(rf"/{RATING_INTENT}(\{{.*\}})")
+
+
+def rating_payload(score: int) -> str:
+    """The button payload for one satisfaction score (domain.yml's utter_ask_csat)."""
+    return f"/{RATING_INTENT}{json.dumps({RATING_ENTITY: score})}"
+
+
+def rating_from_payload(payload: Optional[str]) -> Optional[int]:
+    """The score a satisfaction button carries, or None when ``payload`` is not one."""
+    match = _RATING.fullmatch((payload or "").strip())
+    if not match:
+        return None
+    try:
+        score = json.loads(match.group(1)).get(RATING_ENTITY)
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(score, str) and score.isdigit():
+        score = int(score)
+    valid = isinstance(score, int) and not isinstance(score, bool) and score in RATING_SCALE
+    return score if valid else None
+
+
+def is_external(metadata: Optional[Mapping]) -> bool:
+    """True for a user event Rasa made from an external trigger, not a customer message."""
+    return bool((metadata or {}).get("is_external"))
 
 
 def priority_rank(priority: str) -> int:

@@ -20,6 +20,7 @@ from sanic import Sanic
 from bot.gateway.app import create_app
 from bot.gateway.pipeline import RetryPolicy
 from bot.gateway.settings import Settings
+from bot.handoff_contract import RATING_SCALE, RESOLVED_INTENT, rating_payload
 
 # Several gateway apps start and stop in one test process; Sanic supports that
 # in test mode (it keeps the original methods its touch-up step rewrites).
@@ -43,6 +44,8 @@ class RasaStandIn:
     received: List[Dict[str, Any]] = field(default_factory=list)
     paused: set = field(default_factory=set)
     resumed: List[Dict[str, Any]] = field(default_factory=list)
+    handed_back: List[str] = field(default_factory=list)  # senders, per hand-back event
+    hand_back_fails: bool = False  # e.g. the action server is down: Rasa answers 500
     in_flight: int = 0
     max_in_flight: int = 0
     _runner: Optional[web.AppRunner] = None
@@ -55,6 +58,7 @@ class RasaStandIn:
         app = web.Application()
         app.router.add_post("/webhooks/rest/webhook", self._webhook)
         app.router.add_post("/conversations/{sender}/tracker/events", self._events)
+        app.router.add_post("/conversations/{sender}/trigger_intent", self._trigger)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -109,6 +113,21 @@ class RasaStandIn:
         if any(e.get("event") == "resume" for e in events):
             self.paused.discard(sender)
         return web.json_response({"sender_id": sender})
+
+    async def _trigger(self, request: web.Request) -> web.Response:
+        """Like action_resume_after_handoff: the rating question, once resumed."""
+        sender = request.match_info["sender"]
+        if (await request.json()).get("name") != RESOLVED_INTENT:
+            return web.json_response({"message": "unknown intent"}, status=404)
+        if sender in self.paused:  # Rasa runs no action in a paused conversation
+            return web.json_response({"tracker": {}, "messages": []})
+        if self.hand_back_fails:
+            return web.json_response({"reason": "ConversationError"}, status=500)
+        self.handed_back.append(sender)
+        return web.json_response({"tracker": {}, "messages": [{
+            "recipient_id": sender, "text": "How did we do? Tap a number.",
+            "buttons": [{"title": str(n), "payload": rating_payload(n)} for n in RATING_SCALE],
+        }]})
 
 
 @contextlib.asynccontextmanager

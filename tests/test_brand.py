@@ -85,3 +85,14 @@ def test_missing_or_unparseable_profile_is_reported(tmp_path):
 def test_brand_profile_env_var_reskins_the_bot(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAND_PROFILE", str(write_profile(tmp_path, name="Other Brand")))
     assert load_brand().template_values()["brand_name"] == "Other Brand"
+
+
+def test_agents_sign_in_the_brands_own_words(tmp_path):
+    assert load_brand().signed("On it!", "Sam Patel") == "On it!\n\n— Sam, Juniper Lane"
+    other = load_brand(write_profile(tmp_path, agent_signature="{agent} at {brand} 💬"))
+    assert other.signed("On it!", "Priya") == "On it!\n\nPriya at Juniper Lane 💬"
+
+
+def test_a_signature_with_an_unknown_placeholder_is_refused(tmp_path):
+    with pytest.raises(BrandProfileError, match="agent_signature"):
+        load_brand(write_profile(tmp_path, agent_signature="— {agent_name}"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from bot.handoff_contract import rating_payload
 from tests.fake_telegram import FakeTelegram
 from tests.stack import running_stack
 
@@ -68,7 +69,7 @@ async def test_hostile_customer_to_agent_and_back(model_path):
             sent = await fake.wait_for_sent(CUSTOMER, count + 1, timeout=60)
             assert "order number" in sent[-1]["text"]
 
-            fake.push_update(fake.callback_update(CUSTOMER, "/csat_4", rating_message,
+            fake.push_update(fake.callback_update(CUSTOMER, rating_payload(4), rating_message,
                                                   first_name="Rob"))
             await fake.wait_for_sent(CUSTOMER, count + 2, timeout=30)
             async with httpx.AsyncClient(base_url=stack.gateway_url) as http:

@@ -6,6 +6,7 @@ import pytest
 
 from bot.brand import PROJECT_ROOT
 from bot.escalation_rules import EscalationConfigError, EscalationRules, Turn
+from tests.policy_support import escalation_policy
 
 RULES = EscalationRules.load()
 
@@ -91,20 +92,10 @@ def test_a_broken_config_names_the_problem(tmp_path, change, message):
 
 
 def test_the_policy_predicts_escalation_with_its_reason():
-    from rasa.engine.graph import ExecutionContext, GraphSchema
-    from rasa.engine.storage.local_model_storage import LocalModelStorage
-    from rasa.engine.storage.resource import Resource
-    from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot.policies.escalation import EscalationPolicy
-
-    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
-    policy = EscalationPolicy(
-        {**EscalationPolicy.get_default_config(), "config": None},
-        LocalModelStorage(PROJECT_ROOT / ".rasa" / "tmp"), Resource("escalation"),
-        ExecutionContext(GraphSchema({}), "test"))
+    policy, domain = escalation_policy()
 
     def tracker(sentiment):
         parse = {"intent": {"name": "complaint", "confidence": 0.9},

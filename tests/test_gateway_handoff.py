@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.gateway.messages import InboundMessage
+from bot.handoff_contract import RATING_SCALE, rating_payload
 from tests.gateway_support import client, eventually, gateway_settings, running_gateway
 
 TOKEN = "agent-secret"
@@ -69,7 +70,8 @@ async def test_resolving_resumes_the_bot_and_asks_for_a_rating(tmp_path, rasa):
         await app.ctx.gateway.idle()
         transcript = (await http.get("/api/v1/conversations/api:c1/messages")).json()
         question = [m for m in transcript["messages"] if m["kind"] == "csat"][0]
-        assert [b["payload"] for b in question["buttons"]] == [f"/csat_{n}" for n in range(1, 6)]
+        payloads = [b["payload"] for b in question["buttons"]]
+        assert payloads == [rating_payload(n) for n in RATING_SCALE]
 
         # The bot answers again, and the rating lands on the record.
         await http.post("/api/v1/messages", json=dm("thanks!", "m2"))
@@ -77,7 +79,7 @@ async def test_resolving_resumes_the_bot_and_asks_for_a_rating(tmp_path, rasa):
         # The customer taps "5" (a button press arrives as its payload).
         await app.ctx.gateway.receive(InboundMessage(
             channel="api", external_id="c1", channel_message_id="m3", text="5",
-            payload="/csat_5"))
+            payload=rating_payload(5)))
         await app.ctx.gateway.idle()
         assert app.ctx.gateway.store.handoff(handoff["id"])["csat"] == 5
         again = await http.post(f"/api/v1/handoffs/{handoff['id']}/resolve", headers=AUTH,

@@ -125,6 +125,31 @@ async def test_the_agent_api_answers_503_and_changes_nothing_when_rasa_is_down(t
         assert again.status_code == 409  # one rule for every action on a resolved handoff
 
 
+async def test_a_hand_back_rasa_half_takes_leaves_the_handoff_open_and_can_be_retried(
+        tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
+    async with running_gateway(settings) as app, client(settings) as http:
+        await http.post("/api/v1/messages", json=dm("human please", "m1"))
+        await eventually(lambda: asyncio.to_thread(app.ctx.gateway.store.handoff, 1))
+        rasa.hand_back_fails = True  # Rasa lifts the pause, but its action fails
+
+        failed = await http.post("/api/v1/handoffs/1/resolve", headers=AUTH,
+                                 json={"agent": "Sam"})
+        assert failed.status_code == 503
+        handoff = (await http.get("/api/v1/handoffs/1", headers=AUTH)).json()
+        assert handoff["status"] == "open"
+        assert [m["kind"] for m in handoff["transcript"]].count("csat") == 0
+
+        rasa.hand_back_fails = False
+        retried = await http.post("/api/v1/handoffs/1/resolve", headers=AUTH,
+                                  json={"agent": "Sam"})
+        assert retried.json()["status"] == "resolved"
+        assert rasa.handed_back == ["api:c1"]
+        await app.ctx.gateway.idle()
+        handoff = (await http.get("/api/v1/handoffs/1", headers=AUTH)).json()
+        assert [m["kind"] for m in handoff["transcript"]].count("csat") == 1
+
+
 async def test_stopping_while_an_agent_command_is_handled_does_not_hang(
         tmp_path, rasa, fake_telegram):
     fake = fake_telegram

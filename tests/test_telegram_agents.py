@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.handoff_contract import rating_payload
 from tests.gateway_support import eventually, gateway_settings, running_gateway
 
 CUSTOMER = 5551001
@@ -58,7 +59,7 @@ async def test_handoff_card_agent_reply_claim_resolve_and_rating(tmp_path, rasa,
         fake.push_update(fake.text_update(CUSTOMER, "thanks!"))
         sent = await fake.wait_for_sent(CUSTOMER, 5)
         assert sent[-1]["text"] == "echo: thanks!"
-        fake.push_update(fake.callback_update(CUSTOMER, "/csat_4", rating))
+        fake.push_update(fake.callback_update(CUSTOMER, rating_payload(4), rating))
         await eventually(lambda: store.handoff(1)["csat"] == 4)
 
 

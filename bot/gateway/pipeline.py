@@ -22,7 +22,6 @@ from typing import Dict, List, Optional, Protocol
 
 from bot.brand import BrandProfile
 from bot.gateway.acknowledgement import acknowledgement
-from bot.gateway.handoffs.csat import csat_score, csat_thanks
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
 from bot.gateway.handoffs.intake import handoff_request
@@ -31,6 +30,7 @@ from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.store import Received, Store, StoredMessage
 from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers
+from bot.handoff_contract import rating_from_payload
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class Gateway:
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
         self._outbox = KeyedWorkers(self._deliver_conversation, "outbox")
-        self.handoffs = HandoffDesk(self.db, rasa, profile, deliver=self._outbox.notify)
+        self.handoffs = HandoffDesk(self.db, rasa, profile, deliver=self._outbox.notify,
+                                    fit=self._fit)
 
     def add_channel(self, channel: Channel) -> None:
         self.channels[channel.name] = channel
@@ -112,10 +113,9 @@ class Gateway:
         ``auto_reply`` answers without Rasa, for what the NLU cannot read.
         """
         ack = OutboundMessage(acknowledgement(self.profile, message.first_name))
-        score = csat_score(message.payload)
-        if score is not None:  # a satisfaction answer: stored, thanked, not for the NLU
+        score = rating_from_payload(message.payload)
+        if score is not None:  # a satisfaction answer: stored here, thanked by the bot
             await self.handoffs.record_csat(message.conversation_id, score)
-            auto_reply = csat_thanks()
         replies = self._fit(message.channel, [auto_reply]) if auto_reply else None
         received = await self.db.receive(message, ack, replies)
         if not received.duplicate:

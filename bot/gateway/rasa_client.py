@@ -1,4 +1,5 @@
-"""Talking to the Rasa server through its REST channel."""
+"""Talking to the Rasa server: customers' messages through its REST channel,
+the hand-back after a handoff through its HTTP API (``--enable-api``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import httpx
 
 from bot.gateway.messages import OutboundMessage
-from bot.handoff_contract import HandoffPayload
+from bot.handoff_contract import RESOLVED_INTENT, HandoffPayload
 
 
 @dataclass
@@ -31,32 +32,44 @@ class RasaClient:
                    metadata: Optional[Dict[str, Any]] = None) -> RasaReply:
         """One customer message in; the bot's replies, and a handoff request if any."""
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
-        try:
-            response = await self._client.post(self.webhook, json=body)
-        except httpx.HTTPError as error:
-            raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
-        if response.status_code >= 400:
-            raise RasaUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
-        replies: List[Dict[str, Any]] = response.json()
+        replies: List[Dict[str, Any]] = await self._post(self.webhook, body)
         handoff = next((payload for payload in (HandoffPayload.from_custom(r.get("custom"))
                                                 for r in replies) if payload), None)
-        messages = [OutboundMessage.from_rasa(r) for r in replies
-                    if r.get("text") or r.get("image")]
-        return RasaReply(messages, handoff)
+        return RasaReply(_messages(replies), handoff)
 
-    async def resume(self, conversation_id: str, reset_slots: List[str]) -> None:
-        """Hand a paused conversation back to the bot (Rasa's HTTP API, --enable-api)."""
-        events = [{"event": "resume"}] + [
-            {"event": "slot", "name": slot, "value": None} for slot in reset_slots] + [
-            # The bot waits for the customer, so their next message starts a normal turn.
-            {"event": "action", "name": "action_listen"}]
-        url = f"{self.base}/conversations/{conversation_id}/tracker/events"
+    async def hand_back(self, conversation_id: str) -> List[OutboundMessage]:
+        """A person is done: Rasa takes the conversation back; returns what the bot says.
+
+        Rasa's pause is lifted first (a paused conversation runs no actions),
+        then the hand-back event (``RESOLVED_INTENT``) is triggered; its action clears the handoff's
+        slots and asks for a rating, in the brand's words from domain.yml.
+        """
+        conversation = f"{self.base}/conversations/{conversation_id}"
+        # Messages logged during the pause have no action_listen before them;
+        # one here makes the hand-back a normal turn that Rasa's rules match.
+        await self._post(f"{conversation}/tracker/events?include_events=NONE",
+                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
+        triggered = await self._post(f"{conversation}/trigger_intent?include_events=NONE",
+                                     {"name": RESOLVED_INTENT})
+        return _messages(triggered.get("messages") or [])
+
+    async def _post(self, url: str, body: Any) -> Any:
+        """Rasa's JSON answer; RasaUnavailableError when there is none to be had."""
         try:
-            response = await self._client.post(url, json=events)
+            response = await self._client.post(url, json=body)
         except httpx.HTTPError as error:
             raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
         if response.status_code >= 400:
             raise RasaUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            return response.json()
+        except ValueError:
+            raise RasaUnavailableError(f"not JSON: {response.text[:200]!r}") from None
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _messages(replies: List[Dict[str, Any]]) -> List[OutboundMessage]:
+    """What the customer sees of Rasa's replies (custom payloads are for the gateway)."""
+    return [OutboundMessage.from_rasa(r) for r in replies if r.get("text") or r.get("image")]

@@ -5,6 +5,11 @@ confidence and sentiment of every turn) and, when a trigger in
 escalation.yml fires, predicts ``action_escalate`` with full confidence at a
 priority above the rules. The trigger and its priority travel with the
 prediction as slot events, so action_escalate records exactly why.
+
+While a person has the conversation it keeps the bot quiet: Rasa's pause
+does that normally, and this policy as well whenever the ``escalated`` slot is
+still set without a pause (e.g. the handoff's resume reached Rasa but the
+hand-back event did not), until the hand-back event arrives.
 """
 
 from __future__ import annotations
@@ -23,19 +28,32 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.escalation_rules import EscalationRules, Turn
-from bot.handoff_contract import TRIGGER_DETAIL_SLOT, TRIGGER_PRIORITY_SLOT, TRIGGER_SLOT
+from bot.handoff_contract import (
+    RESOLVED_INTENT,
+    TRIGGER_DETAIL_SLOT,
+    TRIGGER_PRIORITY_SLOT,
+    TRIGGER_SLOT,
+    is_external,
+)
 
 ESCALATE = "action_escalate"
 
 
 def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
-    """The customer's turns in the current session, as the NLU read them."""
+    """The customer's turns in the current session, as the NLU read them.
+
+    Only those since a person last handed the conversation back: what came
+    before, that person has dealt with.
+    """
     turns: List[Turn] = []
     previous: Optional[str] = None
     for event in tracker.applied_events():
         if isinstance(event, ActionExecuted) and event.action_name not in (
                 None, ACTION_LISTEN_NAME):
             previous = event.action_name
+        elif isinstance(event, UserUttered) and is_external(event.metadata):
+            if event.intent_name == RESOLVED_INTENT:
+                turns, previous = [], None
         elif isinstance(event, UserUttered):
             parse = event.parse_data or {}
             sentiment = parse.get("sentiment") or {}
@@ -86,6 +104,11 @@ class EscalationPolicy(Policy):
             return self._prediction(probabilities)
         # After a pause there is no action_listen before the customer's message.
         just_spoke = isinstance(last, UserUttered)
+        if (just_spoke and tracker.get_slot("escalated") and not tracker.is_paused()
+                and last.intent_name != RESOLVED_INTENT):
+            # A person has it still: listen, whatever the rules would say.
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities)
         if (not just_spoke or tracker.is_paused() or tracker.get_slot("escalated")
                 or ESCALATE not in domain.action_names_or_texts):
             return self._prediction(probabilities)

@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import yaml
 
 from bot.brand import PROJECT_ROOT
+from bot.handoff_contract import is_external
 from bot.trainer.masking import PLACEHOLDERS, mask
 from bot.trainer.metrics import FALLBACK
 from bot.trainer.nlu_files import normalise
@@ -90,8 +91,9 @@ async def from_tracker_store(endpoints: Path, since: float) -> List[Candidate]:
     for sender in await store.keys():
         tracker = await store.retrieve_full_tracker(sender)
         for event in tracker.events if tracker else []:
-            if getattr(event, "type_name", "") != "user" or (event.timestamp or 0) < since:
-                continue
+            if (getattr(event, "type_name", "") != "user" or (event.timestamp or 0) < since
+                    or is_external(event.metadata)):
+                continue  # the customer's recent words only, not the gateway's signals
             parse = event.parse_data or {}
             text = event.text or ""
             reasons = unsure_reasons(parse)

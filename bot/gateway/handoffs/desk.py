@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from bot.brand import BrandProfile
-from bot.gateway.handoffs.csat import csat_question
 from bot.gateway.handoffs.errors import (
     AlreadyResolvedError,
     BotUnavailableError,
@@ -24,23 +23,24 @@ from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
 from bot.gateway.store.facade import AsyncStore
 
-# Slots cleared when a person hands the conversation back to the bot.
-RESET_ON_RESUME = ["escalated", "escalation_reason", "escalation_priority",
-                   "escalation_summary", "escalation_trigger", "escalation_trigger_priority",
-                   "escalation_trigger_detail", "case_topic", "case_description",
-                   "case_reference"]
+Fit = Callable[[str, List[OutboundMessage]], List[OutboundMessage]]
 
 
 class HandoffDesk:
-    """Agents' actions on handoffs. ``deliver(conversation_id)`` wakes the outbox."""
+    """Agents' actions on handoffs.
+
+    ``deliver(conversation_id)`` wakes the outbox; ``fit(channel, messages)``
+    splits messages to the channel's length limit.
+    """
 
     def __init__(self, db: AsyncStore, rasa: RasaClient, profile: BrandProfile,
-                 deliver: Callable[[str], None]) -> None:
+                 deliver: Callable[[str], None], fit: Fit) -> None:
         self.db = db
         self.rasa = rasa
         self.profile = profile
         self.surfaces = AgentSurfaces()
         self._deliver = deliver
+        self._fit = fit
 
     def add_surface(self, surface: AgentSurface) -> None:
         self.surfaces.add(surface)
@@ -69,7 +69,7 @@ class HandoffDesk:
         if handoff["status"] == "open":
             await self.db.claim_handoff(handoff_id, agent)
             await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))
-        signed = OutboundMessage(f"{text}\n\n— {agent.split()[0]}, {self.profile.name}")
+        signed = OutboundMessage(self.profile.signed(text, agent))
         message_id = await self.db.queue_outbound(handoff["conversation_id"], "agent", signed)
         self._deliver(handoff["conversation_id"])
         await self.surfaces.publish(HandoffChange(handoff_id, "replied", agent, via, text))
@@ -89,19 +89,20 @@ class HandoffDesk:
         return await self.handoff(handoff_id)
 
     async def resolve(self, handoff_id: int, agent: str, via: str) -> Dict[str, Any]:
-        """Give the conversation back to the bot and ask how we did.
+        """Give the conversation back to the bot, which asks how we did.
 
         Rasa is told first: if it cannot take the conversation back, nothing
-        here changes and the agent keeps it (``BotUnavailableError``).
+        here changes and the agent keeps it (``BotUnavailableError``). What
+        the bot says then (the rating question) is queued with the resolve.
         """
         handoff = await self._open(handoff_id)
         try:
-            await self.rasa.resume(handoff["conversation_id"], RESET_ON_RESUME)
+            said = await self.rasa.hand_back(handoff["conversation_id"])
         except RasaUnavailableError as error:
             raise BotUnavailableError() from error
-        conversation = await self.db.conversation(handoff["conversation_id"])
-        question = csat_question(conversation.get("customer_name") if conversation else None)
-        if not await self.db.resolve_handoff(handoff_id, agent, question):
+        conversation = await self.db.conversation(handoff["conversation_id"]) or {}
+        said = self._fit(conversation.get("channel", ""), said)
+        if not await self.db.resolve_handoff(handoff_id, agent, said):
             raise AlreadyResolvedError(handoff_id)  # another agent resolved it a moment ago
         self._deliver(handoff["conversation_id"])
         await self.surfaces.publish(HandoffChange(handoff_id, "resolved", agent, via))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -72,9 +72,10 @@ class HandoffStore(StoreBase):
                        .values(status="claimed", claimed_by=agent, claimed_at=now or time.time()))
 
     def resolve_handoff(self, handoff_id: int, agent: str,
-                        question: Optional[OutboundMessage] = None,
+                        said: Sequence[OutboundMessage] = (),
                         now: Optional[float] = None) -> bool:
-        """Close the handoff and queue ``question``; False if it was already resolved."""
+        """Close the handoff and queue what the bot ``said`` on taking it back
+        (the rating question); False if it was already resolved."""
         now = now or time.time()
         with self._write() as db:
             conv_id = db.execute(sa.select(handoffs.c.conversation_id)
@@ -85,8 +86,8 @@ class HandoffStore(StoreBase):
                 claimed_by=sa.func.coalesce(handoffs.c.claimed_by, agent))).rowcount
             if not closed:
                 return False
-            if question is not None:
-                self._insert_outbound(db, conv_id, "csat", question, now)
+            for message in said:
+                self._insert_outbound(db, conv_id, "csat", message, now)
         return True
 
     def add_note(self, handoff_id: int, agent: str, text: str,

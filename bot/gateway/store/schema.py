@@ -31,7 +31,8 @@ messages = sa.Table(
     sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
               nullable=False),
     sa.Column("direction", sa.String(3), nullable=False),  # "in" | "out"
-    sa.Column("kind", sa.String(16), nullable=False),  # in: message; out: ack | reply
+    # in: message; out: ack | reply | agent | csat (what the bot says on taking a handoff back)
+    sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("channel_message_id", sa.String(200)),
     sa.Column("text", sa.Text, nullable=False, default=""),
     sa.Column("payload", sa.Text),  # inbound: what to send Rasa instead of text
