@@ -14,8 +14,9 @@ import yaml
 from bot.brand import PROJECT_ROOT
 from bot.gateway.messages import InboundMessage
 from bot.gateway.store import HandoffRequest, Store
+from bot.privacy import to_placeholders as mask
+from bot.privacy import unmask
 from bot.trainer import review, review_import
-from bot.trainer.masking import mask, unmask
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "trainer"
 
@@ -97,7 +98,7 @@ def fill_gateway_store(url: str) -> None:
     second = store.receive(InboundMessage("api", "c9", "m2", "can I swap it for a bigger size",
                                           "Dee"))
     store.complete_inbound(second.message_id, [])
-    store.mark_misunderstood(second.message_id, "Sam Patel", "wanted an exchange")
+    store.mark_misunderstood(second.message_id, "Sam Patel", "wanted an exchange, ana@example.org")
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ async def test_review_exports_unsure_escalated_and_marked_messages_masked(export
     assert by_text["stop the delivery to 12 Elm St"]["why"] == ["escalated: hostile"]
     marked = by_text["can I swap it for a bigger size"]
     assert marked["why"] == ["agent_marked: Sam Patel"]
-    assert marked["notes"] == ["Sam Patel: wanted an exchange"]
+    assert marked["notes"] == ["Sam Patel: wanted an exchange, <email>"]  # notes masked too
     # Clear messages and button payloads are not worth a trainer's time.
     assert not {"hi", "cancel my order", "/restart"} & set(by_text)
     assert all(m["label"] is None for m in by_text.values())

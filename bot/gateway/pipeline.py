@@ -15,6 +15,7 @@ until Rasa answers again (also across gateway restarts).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from bot.gateway.store import Received, Store, StoredMessage
 from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers
 from bot.handoff_contract import rating_from_payload
+from bot.privacy import mask_cards
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,10 @@ class Gateway:
         """Store a customer's message and queue its acknowledgement; returns at once.
 
         ``auto_reply`` answers without Rasa, for what the NLU cannot read.
+        Card numbers are cut to their last four digits first: nothing after
+        this point (store, Rasa, agents, logs) ever holds a whole one.
         """
+        message = dataclasses.replace(message, text=mask_cards(message.text))
         ack = OutboundMessage(acknowledgement(self.profile, message.first_name))
         score = rating_from_payload(message.payload)
         if score is not None:  # a satisfaction answer: stored here, thanked by the bot

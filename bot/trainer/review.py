@@ -27,7 +27,7 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.handoff_contract import is_external
-from bot.trainer.masking import PLACEHOLDERS, mask
+from bot.privacy import PLACEHOLDERS, to_placeholders
 from bot.trainer.metrics import FALLBACK
 from bot.trainer.nlu_files import normalise
 
@@ -123,7 +123,9 @@ def from_gateway(database_url: str, since: float) -> List[Candidate]:
                                         thought, last.get("intent")))
     for mark in store.misunderstood_messages():
         if mark["marked_at"] >= since:
-            notes = [f"{mark['agent']}: {mark['note']}"] if mark.get("note") else []
+            # Agents' notes can quote the customer: masked like the messages.
+            notes = ([f"{mark['agent']}: {to_placeholders(mark['note'])}"] if mark.get("note")
+                     else [])
             candidates.append(Candidate(mark["text"], [f"agent_marked: {mark['agent']}"],
                                         notes=notes))
     return candidates
@@ -133,7 +135,7 @@ def merge(candidates: Iterable[Candidate]) -> List[Candidate]:
     """Mask personal data, then merge repeats of the same message."""
     merged: Dict[str, Candidate] = {}
     for candidate in candidates:
-        text = " ".join(mask(candidate.text).split())
+        text = " ".join(to_placeholders(candidate.text).split())
         key = normalise(text)
         if not key:
             continue

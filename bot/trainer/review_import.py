@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from bot.brand import PROJECT_ROOT
-from bot.trainer.masking import unmask
+from bot.privacy import unmask
 from bot.trainer.nlu_files import ANNOTATION, Example, normalise, read_examples
 
 

@@ -27,6 +27,7 @@ from bot.gateway.handoffs.errors import (
 from bot.gateway.handoffs.events import HandoffChange
 from bot.gateway.pipeline import Gateway
 from bot.handoff_contract import badge
+from bot.privacy import redact_contacts
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def card_text(handoff: Dict[str, Any], conversation: Optional[Dict[str, Any]],
                                            else ""),
         f"Reply due: {due}",
         f"Status: {status_line(handoff)}",
-        f"Summary: {handoff['summary'] or '-'}",
+        f"Summary: {redact_contacts(handoff['summary'] or '-')}",
     ]
     turns = context.get("turns") or []
     if turns:
@@ -59,7 +60,7 @@ def card_text(handoff: Dict[str, Any], conversation: Optional[Dict[str, Any]],
     customer_lines = [m.text for m in transcript if m.direction == "in"][-LAST_MESSAGES:]
     if customer_lines:
         lines.append("Last messages:")
-        lines.extend(f"› {text[:300]}" for text in customer_lines)
+        lines.extend(f"› {redact_contacts(text[:300])}" for text in customer_lines)
     lines.append("Reply to this card to answer; /claim or /resolve as a reply.")
     return "\n".join(lines)
 
@@ -106,7 +107,8 @@ class TelegramAgentGroup:
             await self._post_card(change.handoff_id)
         elif change.kind == "customer_wrote" and change.message is not None:
             name = change.message.customer_name or "Customer"
-            await self._post_under_card(change.handoff_id, f"{name}: {change.message.text}")
+            await self._post_under_card(change.handoff_id,
+                                        f"{name}: {redact_contacts(change.message.text)}")
         else:
             if change.kind in CARD_CHANGES:
                 await self._refresh_card(change.handoff_id)

@@ -27,13 +27,17 @@ class BlockingStoreCallError(RuntimeError):
 
 
 def engine_for(url: str) -> Engine:
-    """An engine for DATABASE_URL; SQLite gets WAL, a busy timeout and its folder."""
+    """An engine for DATABASE_URL; SQLite gets WAL, a busy timeout and its folder.
+
+    Statement parameters are customers' names and words: SQLAlchemy keeps them
+    out of its error messages, which end up in logs (``hide_parameters``).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False,
-                                                     "timeout": 30})
+                                                     "timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection, _record):  # noqa: ANN001 - SQLAlchemy hook
@@ -44,7 +48,7 @@ def engine_for(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, hide_parameters=True)
 
 
 
