@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install browser train run shell agent test lint validate evaluate review \
+.PHONY: help install browser train run shell agent agents test lint validate evaluate review \
         import-review deploy-model clean bench
 
 help: ## List the commands
@@ -50,6 +50,9 @@ agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam 
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }
 	$(BIN)/python -m bot.gateway.agents.accounts add "$(USERNAME)" --name "$(NAME)"
 
+agents: install ## Run agent accounts: make agents ACTION=list|disable|enable|sign-out [USERNAME=sam]
+	$(BIN)/python -m bot.gateway.agents.accounts $(or $(ACTION),list) $(USERNAME)
+
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell
 
@@ -84,3 +87,4 @@ bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot AP
 	$(BIN)/python -m bench.sentiment
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
+	$(BIN)/python -m bench.login_load --logins 30

@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse
 from bot.brand import BrandProfile, brand
 from bot.gateway.agents.agent_api import agent_api
 from bot.gateway.agents.inbox import InboxEvents, inbox
+from bot.gateway.agents.sign_in import LoginThrottle
 from bot.gateway.channels.dm_api import API_CHANNELS, PollingChannel, dm_api
 from bot.gateway.channels.webchat import CHANNEL as WEBCHAT
 from bot.gateway.channels.webchat import webchat
@@ -25,7 +26,7 @@ from bot.gateway.pipeline import Gateway, RetryPolicy
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
-from bot.gateway.web import install_error_handler
+from bot.gateway.web import install_error_handler, install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,15 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
                retry: Optional[RetryPolicy] = None) -> Sanic:
     app = Sanic(f"gateway-{uuid.uuid4().hex[:8]}", register=False)
     app.config.KEEP_ALIVE_TIMEOUT = 30
+    if settings.trust_proxy:  # a TLS-terminating proxy in front: believe its X-Forwarded-*
+        app.config.PROXIES_COUNT = 1
     app.ctx.settings = settings
+    app.ctx.login_throttle = LoginThrottle()
     app.ctx.api_channels = set(API_CHANNELS)
     app.blueprint(Blueprint.group(dm_api, agent_api, url_prefix="/api/v1"))
     app.blueprint(inbox)
     install_error_handler(app)
+    install_security_headers(app)
     app.ctx.inbox_events = InboxEvents()
     if settings.webchat:
         app.blueprint(webchat)

@@ -28,6 +28,9 @@ class Settings:
     telegram_agent_chat_id: Optional[str] = None
     webchat: bool = True
     agent_api_token: Optional[str] = None  # enables /api/v1/handoffs for agents
+    # Behind one reverse proxy that terminates TLS: trust its X-Forwarded-Proto/For
+    # (secure cookies, client addresses for sign-in throttling).
+    trust_proxy: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -60,6 +63,7 @@ class Settings:
             telegram_agent_chat_id=text("TELEGRAM_AGENT_CHAT_ID"),
             webchat=(text("WEBCHAT") or "on").lower() not in {"0", "off", "false", "no"},
             agent_api_token=text("AGENT_API_TOKEN"),
+            trust_proxy=(text("TRUST_PROXY") or "off").lower() in {"1", "on", "true", "yes"},
         )
         if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
             raise SettingsError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET, so "

@@ -1,7 +1,11 @@
-"""Agent accounts for the web inbox: hashed passwords, and the CLI that makes them.
+"""Agent accounts for the web inbox: hashed passwords, and the CLI that runs them.
 
     python -m bot.gateway.agents.accounts add USERNAME --name "Sam Patel"
-    (asks for the password; or pipe it in with --password-stdin)
+        (asks for the password, or reads it with --password-stdin; for an
+        existing agent, sets the new name and password and signs them out)
+    python -m bot.gateway.agents.accounts disable USERNAME | enable USERNAME
+    python -m bot.gateway.agents.accounts sign-out [USERNAME]   (everyone without one)
+    python -m bot.gateway.agents.accounts list
 """
 
 from __future__ import annotations
@@ -54,16 +58,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     add.add_argument("username")
     add.add_argument("--name", required=True, help="shown to customers as the first name")
     add.add_argument("--password-stdin", action="store_true")
+    for command, what in (("disable", "stop an agent signing in, and sign them out"),
+                          ("enable", "let a disabled agent sign in again")):
+        commands.add_parser(command, help=what).add_argument("username")
+    sign_out = commands.add_parser("sign-out", help="end an agent's sessions (or everyone's)")
+    sign_out.add_argument("username", nargs="?")
+    commands.add_parser("list", help="the accounts, whether enabled, open sessions")
     args = parser.parse_args(argv)
-    password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
-                else getpass.getpass("Password: "))
     store = Store(Settings.from_env().database_url)
-    try:
-        add_agent(store, args.username, args.name, password)
-    except ValueError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    print(f"Agent {args.username} saved. They can sign in at /inbox/.")
+    username = (getattr(args, "username", None) or "").strip().lower() or None
+    if args.command == "add":
+        password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
+                    else getpass.getpass("Password: "))
+        try:
+            add_agent(store, args.username, args.name, password)
+        except ValueError as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        print(f"Agent {args.username} saved. They can sign in at /inbox/.")
+    elif args.command in ("disable", "enable"):
+        if not store.set_agent_disabled(username, args.command == "disable"):
+            print(f"error: no agent {username!r}", file=sys.stderr)
+            return 2
+        print(f"Agent {username} {args.command}d.")
+    elif args.command == "sign-out":
+        print(f"{store.end_sessions(username)} session(s) ended.")
+    else:
+        for agent in store.agents():
+            state = "disabled" if agent["disabled"] else "enabled"
+            print(f"{agent['username']:<20} {agent['display_name']:<24} {state:<9} "
+                  f"{agent['sessions']} session(s)")
     return 0
 
 

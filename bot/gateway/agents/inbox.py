@@ -19,7 +19,6 @@ from markupsafe import Markup
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.gateway.agents.accounts import check_password
 from bot.gateway.agents.inbox_pages import (
     handoff_body,
     login_body,
@@ -29,11 +28,13 @@ from bot.gateway.agents.inbox_pages import (
     queue_rows,
     transcript_html,
 )
+from bot.gateway.agents.sign_in import LoginThrottle, TooManyAttemptsError, verify
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
 
 COOKIE = "inbox_session"
 SESSION_SECONDS = 12 * 3600
+USERNAME_MAX, PASSWORD_MAX = 64, 1024  # longer is no account's, and costs scrypt time
 VIA = "inbox"
 
 inbox = Blueprint("inbox", url_prefix="/inbox")
@@ -124,14 +125,24 @@ async def login_page(request: Request, error: str = "") -> HTTPResponse:
 @inbox.post("/login")
 async def login(request: Request) -> HTTPResponse:
     db = request.app.ctx.gateway.db
-    username = (request.form.get("username") or "").strip().lower()
-    password = request.form.get("password") or ""
+    throttle: LoginThrottle = request.app.ctx.login_throttle
+    username = (request.form.get("username") or "").strip().lower()[:USERNAME_MAX]
+    password = (request.form.get("password") or "")[:PASSWORD_MAX]
+    address = request.remote_addr or request.ip or "?"
+    try:
+        throttle.check(username, address)
+    except TooManyAttemptsError as refused:
+        result = await login_page(request, str(refused))
+        result.status = refused.status
+        result.headers["Retry-After"] = str(refused.retry_after)
+        return result
     account = await db.agent(username) if username else None
-    if account is None or not await asyncio.to_thread(check_password, password,
-                                                      account["password_hash"]):
+    if not await verify(account, password):
+        throttle.failed(username, address)
         result = await login_page(request, "Wrong username or password.")
         result.status = 401
         return result
+    throttle.succeeded(username)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     await db.open_session(token, username, csrf, time.time() + SESSION_SECONDS)
     result = response.redirect("/inbox/", status=303)
@@ -140,6 +151,9 @@ async def login(request: Request) -> HTTPResponse:
     result.cookies[COOKIE]["samesite"] = "Strict"
     result.cookies[COOKIE]["max-age"] = SESSION_SECONDS
     result.cookies[COOKIE]["path"] = "/inbox"
+    # Behind HTTPS (directly, or a proxy trusted with TRUST_PROXY) the cookie never
+    # travels over plain HTTP.
+    result.cookies[COOKIE]["secure"] = request.scheme == "https"
     return result
 
 

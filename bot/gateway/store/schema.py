@@ -85,11 +85,14 @@ agent_accounts = sa.Table(
     sa.Column("display_name", sa.String(100), nullable=False),
     sa.Column("password_hash", sa.String(300), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # A disabled agent cannot sign in; their sessions end when it is set.
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 inbox_sessions = sa.Table(
     "inbox_sessions",
     metadata,
+    # SHA-256 of the cookie's token: a copy of the database signs nobody in.
     sa.Column("token", sa.String(64), primary_key=True),
     sa.Column("username", sa.String(64), sa.ForeignKey("agent_accounts.username"),
               nullable=False),
@@ -119,6 +122,8 @@ QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
 
 # Columns earlier versions wrote and nothing reads any more: (table, column).
 DROPPED_COLUMNS = [("conversations", "mode")]  # the open handoff says who answers
+# Columns added since: (table, column), created from the table's definition.
+ADDED_COLUMNS = [("agent_accounts", "disabled")]
 
 
 def migrate(engine: Engine) -> None:
@@ -129,3 +134,11 @@ def migrate(engine: Engine) -> None:
         if column in {c["name"] for c in inspector.get_columns(table)}:
             with engine.begin() as db:
                 db.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    for table, column in ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            definition = metadata.tables[table].c[column]
+            kind = definition.type.compile(dialect=engine.dialect)
+            default = definition.server_default.arg.compile(dialect=engine.dialect)
+            with engine.begin() as db:
+                db.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind} "
+                                   f"NOT NULL DEFAULT {default}"))
