@@ -35,6 +35,8 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
                retry: Optional[RetryPolicy] = None) -> Sanic:
     app = Sanic(f"gateway-{uuid.uuid4().hex[:8]}", register=False)
     app.config.KEEP_ALIVE_TIMEOUT = 30
+    # No request here needs more than a DM's worth of JSON (Sanic's default is 100 MB).
+    app.config.REQUEST_MAX_SIZE = 1_000_000
     if settings.trust_proxy:  # a TLS-terminating proxy in front: believe its X-Forwarded-*
         app.config.PROXIES_COUNT = 1
     app.ctx.settings = settings

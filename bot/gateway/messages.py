@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -10,6 +11,35 @@ from bot.text_rules import first_name
 
 class InvalidMessageError(ValueError):
     """An inbound message is missing something it needs; the text says what."""
+
+
+# What ids may hold: enough for every platform's (Telegram's -100123, callback:42,
+# UUIDs, +447700900123, Instagram's long numbers), nothing that can break a URL,
+# a log line or a database column, and nothing that reads back differently.
+CHANNEL_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:@+=-]{1,128}")
+TEXT_MAX = 10_000
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")  # NUL and lone surrogates
+
+
+def check_id(name: str, value: Any, pattern: re.Pattern = ID_PATTERN) -> str:
+    """``value`` if it is a well-formed id, else InvalidMessageError saying what is allowed."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidMessageError(f"{name} must be a non-empty string")
+    if not pattern.fullmatch(value):
+        allowed = ("1-32 lowercase letters, digits, - or _" if pattern is CHANNEL_PATTERN
+                   else "1-128 letters, digits or . _ : @ + = -")
+        raise InvalidMessageError(f"{name} must be {allowed}")
+    return value
+
+
+def check_text(name: str, value: str, limit: int = TEXT_MAX) -> str:
+    """``value`` if a database can store it as sent and it is not over ``limit``."""
+    if len(value) > limit:
+        raise InvalidMessageError(f"{name} is longer than {limit} characters")
+    if _UNSTORABLE.search(value):
+        raise InvalidMessageError(f"{name} holds a NUL or an unpaired surrogate; send UTF-8 text")
+    return value
 
 
 @dataclass(frozen=True)
@@ -26,14 +56,16 @@ class InboundMessage:
     metadata: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("channel", "external_id", "channel_message_id"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidMessageError(f"{name} must be a non-empty string")
+        check_id("channel", self.channel, CHANNEL_PATTERN)
+        check_id("external_id", self.external_id)
+        check_id("channel_message_id", self.channel_message_id)
         if not isinstance(self.text, str) or not (self.text.strip() or self.payload):
             raise InvalidMessageError("text must be a non-empty string")
-        if len(self.text) > 10_000:
-            raise InvalidMessageError("text is longer than 10000 characters")
+        check_text("text", self.text)
+        if self.payload is not None:
+            check_text("payload", self.payload, limit=1000)
+        if self.sender_name is not None:
+            check_text("sender_name", self.sender_name, limit=200)
 
     @property
     def conversation_id(self) -> str:

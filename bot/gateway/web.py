@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse
 
 from bot.gateway.handoffs.errors import BotUnavailableError, HandoffError
 from bot.gateway.store import StoredMessage
+from bot.gateway.store.schema import MAX_ID, is_row_id
 
 
 class InvalidInputError(Exception):
@@ -32,6 +33,15 @@ def json_body(request: Request) -> Any:
         return json.loads(request.body)
     except ValueError:
         return None
+
+
+def after_arg(request: Request) -> int:
+    """The ``?after=<message id>`` of a transcript poll (0 when absent); 400 for nonsense."""
+    raw = request.args.get("after", "0")
+    if not raw.isdigit() or len(raw) > 10 or (int(raw) and not is_row_id(int(raw))):
+        raise InvalidInputError("after must be a message id (a whole number, at most "
+                                f"{MAX_ID})")
+    return int(raw)
 
 
 def error(status: int, message: str) -> HTTPResponse:

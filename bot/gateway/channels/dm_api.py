@@ -19,7 +19,7 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
-from bot.gateway.web import error, json_body, message_json
+from bot.gateway.web import after_arg, error, json_body, message_json
 
 OPENAPI = Path(__file__).parent.parent / "openapi.yaml"
 FIELDS = ("channel", "conversation_id", "sender_name", "text", "channel_message_id")
@@ -76,10 +76,7 @@ async def post_message(request: Request) -> HTTPResponse:
 @dm_api.get("/conversations/<conversation_id:str>/messages")
 async def get_transcript(request: Request, conversation_id: str) -> HTTPResponse:
     db = request.app.ctx.gateway.db
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        return error(400, "after must be a message id (an integer)")
+    after = after_arg(request)
     conversation = await db.conversation(conversation_id)
     if conversation is None:
         return error(404, f"no conversation {conversation_id!r}")

@@ -12,8 +12,13 @@ from pathlib import Path
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.gateway.messages import InboundMessage, InvalidMessageError, conversation_id
-from bot.gateway.web import error, json_body, message_json
+from bot.gateway.messages import (
+    InboundMessage,
+    InvalidMessageError,
+    check_id,
+    conversation_id,
+)
+from bot.gateway.web import after_arg, error, json_body, message_json
 
 PAGE = Path(__file__).parent.parent / "static" / "webchat.html"
 CHANNEL = "webchat"
@@ -55,8 +60,9 @@ async def post(request: Request) -> HTTPResponse:
 async def poll(request: Request) -> HTTPResponse:
     session = request.args.get("session", "")
     try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        return error(400, "after must be an integer")
+        check_id("session", session)
+    except InvalidMessageError as problem:
+        return error(400, str(problem))
+    after = after_arg(request)
     rows = await request.app.ctx.gateway.db.transcript(conversation_id(CHANNEL, session), after)
     return response.json({"messages": [message_json(m) for m in rows]})

@@ -22,6 +22,7 @@ from bot.gateway.messages import OutboundMessage
 from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
 from bot.gateway.store.facade import AsyncStore
+from bot.gateway.store.schema import is_row_id
 
 Fit = Callable[[str, List[OutboundMessage]], List[OutboundMessage]]
 
@@ -47,7 +48,7 @@ class HandoffDesk:
 
     # --- reading -----------------------------------------------------------
     async def handoff(self, handoff_id: int) -> Dict[str, Any]:
-        handoff = await self.db.handoff(handoff_id)
+        handoff = await self.db.handoff(handoff_id) if is_row_id(handoff_id) else None
         if handoff is None:
             raise HandoffNotFoundError(handoff_id)
         return handoff
@@ -115,6 +116,8 @@ class HandoffDesk:
         ValueError when the message is not a customer's.
         """
         await self.handoff(handoff_id)
+        if not is_row_id(message_id):
+            raise ValueError(f"There is no message {message_id}.")
         if marked:
             await self.db.mark_misunderstood(message_id, agent, note)
         else:

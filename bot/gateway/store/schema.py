@@ -119,6 +119,13 @@ sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
 QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
+# Row ids fit a 32-bit integer column everywhere; a larger id names no row (and
+# would overflow the database driver instead of simply not matching).
+MAX_ID = 2**31 - 1
+
+
+def is_row_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
 
 # Columns earlier versions wrote and nothing reads any more: (table, column).
 DROPPED_COLUMNS = [("conversations", "mode")]  # the open handoff says who answers
