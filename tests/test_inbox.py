@@ -207,3 +207,32 @@ async def test_an_agent_marks_what_the_bot_misunderstood_in_the_browser(tmp_path
         await customer.locator("button:has-text('Bot misunderstood')").wait_for()
         assert await customer.locator("text=marked:").count() == 0
         assert store.misunderstood_messages() == []
+
+
+HOSTILE = '<script>alert(1)</script>"onmouseover='  # one word: a first name fits it too
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;onmouseover="
+
+
+async def test_what_customers_and_agents_write_shows_as_text_not_html(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        store = app.ctx.gateway.store
+        add_agent(store, "sam", "Sam Patel", PASSWORD)
+        for text, message_id in (("human please", "m1"), ("see " + HOSTILE, "m2")):
+            await http.post("/api/v1/messages",
+                            json={**dm(text, message_id), "sender_name": HOSTILE + " Okafor"})
+            await eventually(lambda: store.handoff(1))
+        await app.ctx.gateway.idle()
+        await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        page = (await http.get("/inbox/handoffs/1")).text
+        csrf = re.search(r"name=csrf value='([^']+)'", page).group(1)
+        await http.post("/inbox/handoffs/1/notes", data={"csrf": csrf, "text": "note " + HOSTILE})
+
+        page = (await http.get("/inbox/handoffs/1")).text
+        queue = (await http.get("/inbox/queue")).text  # the live feed's fragments
+        transcript = (await http.get("/inbox/handoffs/1/transcript")).text
+        for html in (page, queue, transcript):
+            assert "<script>alert(" not in html and '"onmouseover=' not in html
+        for shown in (f"<h2>{ESCAPED} · ", "see " + ESCAPED, "note " + ESCAPED):
+            assert shown in page
+        assert f">{ESCAPED}</a>" in queue and "see " + ESCAPED in transcript

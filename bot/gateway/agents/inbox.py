@@ -13,21 +13,12 @@ import functools
 import hmac
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Set
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
 
-from markupsafe import Markup
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.gateway.agents.inbox_pages import (
-    handoff_body,
-    login_body,
-    not_found_body,
-    page,
-    queue_body,
-    queue_rows,
-    transcript_html,
-)
+from bot.gateway.agents import inbox_pages as pages
 from bot.gateway.agents.sign_in import LoginThrottle, TooManyAttemptsError, verify
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
@@ -119,7 +110,7 @@ def form_post(handler: Handler) -> Handler:
 
 @inbox.get("/login")
 async def login_page(request: Request, error: str = "") -> HTTPResponse:
-    return page("Sign in", login_body(error))
+    return pages.login_page(error)
 
 
 @inbox.post("/login")
@@ -179,20 +170,20 @@ async def _names(db, handoffs) -> Dict[int, str]:  # noqa: ANN001 - an AsyncStor
 @inbox.get("/")
 @signed_in()
 async def queue_page(request: Request) -> HTTPResponse:
-    return page("Inbox", queue_body(await _queue_fragment(request)), request.ctx.session)
+    return pages.queue_page(await _queue_rows(request), request.ctx.session)
 
 
-async def _queue_fragment(request: Request) -> Markup:
+async def _queue_rows(request: Request) -> List[Dict[str, Any]]:
     gateway = request.app.ctx.gateway
     handoffs = await gateway.handoffs.queue()
-    return queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
-                      .opening_hours.zone)
+    return pages.queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
+                            .opening_hours.zone)
 
 
 @inbox.get("/queue")
 @signed_in(page=False)
 async def queue_fragment(request: Request) -> HTTPResponse:
-    return response.html(str(await _queue_fragment(request)))
+    return response.html(pages.queue_fragment(await _queue_rows(request)))
 
 
 @inbox.get("/handoffs/<handoff_id:int>")
@@ -202,19 +193,18 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
     gateway = request.app.ctx.gateway
     handoff = await gateway.db.handoff(handoff_id)
     if handoff is None:
-        return page("Not found", not_found_body(), session)
+        return pages.not_found_page(session)
     zone = gateway.profile.opening_hours.zone
     conversation = await gateway.db.conversation(handoff["conversation_id"]) or {}
-    transcript = await _transcript(gateway.db, handoff, session, zone)
-    return page("Conversation", handoff_body(handoff, conversation, transcript, session, zone),
-                session)
+    lines = await _transcript_lines(gateway.db, handoff, zone)
+    return pages.handoff_page(handoff, conversation, lines, session, zone)
 
 
-async def _transcript(db, handoff: Dict[str, Any], session: Dict[str, Any],
-                      zone) -> Markup:  # noqa: ANN001 - an AsyncStore and a ZoneInfo
+async def _transcript_lines(db, handoff: Dict[str, Any],  # noqa: ANN001 - an AsyncStore
+                            zone) -> List[Dict[str, Any]]:  # noqa: ANN001 - a ZoneInfo
     conversation_id = handoff["conversation_id"]
-    return transcript_html(await db.transcript(conversation_id), zone, session, handoff["id"],
-                           await db.misunderstood_ids(conversation_id))
+    return pages.transcript_lines(await db.transcript(conversation_id),
+                                  await db.misunderstood_ids(conversation_id), zone)
 
 
 @inbox.get("/handoffs/<handoff_id:int>/transcript")
@@ -224,8 +214,8 @@ async def transcript_fragment(request: Request, handoff_id: int) -> HTTPResponse
     handoff = await gateway.db.handoff(handoff_id)
     if handoff is None:
         return response.text("no such handoff", status=404)
-    return response.html(str(await _transcript(gateway.db, handoff, request.ctx.session,
-                                               gateway.profile.opening_hours.zone)))
+    lines = await _transcript_lines(gateway.db, handoff, gateway.profile.opening_hours.zone)
+    return response.html(pages.transcript_fragment(lines, handoff_id, request.ctx.session))
 
 
 @inbox.post("/handoffs/<handoff_id:int>/<action:str>")

@@ -1,10 +1,13 @@
-"""The web inbox's HTML, from the templates in ``templates/``, autoescaped.
+"""The web inbox's HTML: plain values here, Jinja2 templates in ``templates/``.
 
-Each template is a small HTML file with ``{name}`` placeholders. Rendering
-goes through MarkupSafe's ``Markup.format`` (what Jinja2's autoescape is built
-on), so every value is HTML-escaped unless it is itself rendered markup: a
-customer's or agent's text can never become HTML. (Jinja2 is not installed in
-this project's environment, so its loops are written here in Python.)
+One environment, autoescaped: every template is HTML, so anything a customer
+or an agent wrote is escaped and can never become markup. A value a template
+does not get is an error (``StrictUndefined``), not a silent blank. Every
+template is compiled once at import and never reloaded, so rendering a page
+does not touch the disk on the event loop.
+
+The templates send their HTML without line breaks between tags, as a browser
+does not need them: a line starting with ``{#- #}`` continues the line above.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from markupsafe import Markup
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sanic import response
 from sanic.response import HTTPResponse
 
@@ -22,33 +25,23 @@ from bot.gateway.store import StoredMessage
 from bot.handoff_contract import badge
 
 TEMPLATES = Path(__file__).with_name("templates")
-# Read once at import, so no page render touches the disk on the event loop.
-_TEMPLATES = {path.stem: Markup(path.read_text(encoding="utf-8").rstrip("\n"))
-              for path in TEMPLATES.glob("*.html")}
-STYLE = Markup((TEMPLATES / "inbox.css").read_text(encoding="utf-8"))
+ENVIRONMENT = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                          undefined=StrictUndefined, auto_reload=False,
+                          trim_blocks=True, lstrip_blocks=True)
+# Compiled now, and kept in the environment's cache for includes and imports too.
+_COMPILED = {name: ENVIRONMENT.get_template(name) for name in ENVIRONMENT.list_templates()}
 LABELS = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot"}
+Values = Dict[str, Any]
 
 
-def render(template: str, **values: Any) -> Markup:
-    """``templates/<template>.html`` with ``values`` escaped into its placeholders."""
-    return _TEMPLATES[template].format(**values)
+def render(template: str, **values: Any) -> str:
+    """``templates/<template>`` with ``values``, escaped."""
+    return _COMPILED[template].render(**values)
 
 
-def join(parts: List[Markup]) -> Markup:
-    return Markup("").join(parts)
-
-
-LIVE = render("live")  # pages with [data-live] parts fetch them again on each event
-
-
-def page(title: str, body: Markup, session: Optional[Dict[str, Any]] = None) -> HTTPResponse:
-    user = render("signed_in", name=session["display_name"], csrf=csrf_field(session)) \
-        if session else Markup("")
-    return response.html(str(render("layout", title=title, style=STYLE, user=user, body=body)))
-
-
-def csrf_field(session: Dict[str, Any]) -> Markup:
-    return render("csrf", token=session["csrf"])
+def page(template: str, session: Optional[Values], **values: Any) -> HTTPResponse:
+    """A whole page; ``session`` (None before sign-in) shows who is signed in."""
+    return response.html(render(template, session=session, **values))
 
 
 def when(timestamp: Optional[float], zone) -> str:  # noqa: ANN001 - a ZoneInfo
@@ -60,69 +53,61 @@ def waited(since: float) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
-def login_body(error: str = "") -> Markup:
-    return render("login", message=render("login_error", error=error) if error else "")
+def login_page(error: str = "") -> HTTPResponse:
+    return page("login.html", None, error=error)
 
 
-def queue_body(rows: Markup) -> Markup:
-    return render("queue", rows=rows, live=LIVE)
+def queue_rows(handoffs: List[Values], names: Dict[int, str],
+               zone) -> List[Values]:  # noqa: ANN001 - a ZoneInfo
+    """What the queue shows of each waiting handoff."""
+    return [{"id": h["id"], "badge": badge(h["priority"]), "name": names.get(h["id"]) or "?",
+             "conversation_id": h["conversation_id"], "reason": h["reason"],
+             "summary": h["summary"] or "", "waited": waited(h["created_at"]),
+             "due": when(h["sla_due_at"], zone), "status": h["status"],
+             "claimed_by": h["claimed_by"]} for h in handoffs]
 
 
-def queue_rows(handoffs: List[Dict[str, Any]], names: Dict[int, str],
-               zone) -> Markup:  # noqa: ANN001 - a ZoneInfo
-    if not handoffs:
-        return render("queue_empty")
-    return join([render(
-        "queue_row", id=h["id"], badge=badge(h["priority"]), name=names.get(h["id"]) or "?",
-        conversation_id=h["conversation_id"], reason=h["reason"], summary=h["summary"] or "",
-        waited=waited(h["created_at"]), due=when(h["sla_due_at"], zone), status=h["status"],
-        claimed=f" · {h['claimed_by']}" if h["claimed_by"] else "") for h in handoffs])
+def queue_page(rows: List[Values], session: Values) -> HTTPResponse:
+    return page("queue.html", session, rows=rows)
 
 
-def transcript_html(messages: List[StoredMessage], zone,  # noqa: ANN001 - a ZoneInfo
-                    session: Dict[str, Any], handoff_id: int, marks: Dict[int, str]) -> Markup:
-    """The conversation; each customer message can be marked "bot misunderstood"."""
-    return join([render(
-        "message", side="in" if m.direction == "in" else "out",
-        marked=" marked" if m.id in marks else "", id=m.id,
-        label=LABELS.get(m.kind, "customer"), at=when(m.created_at, zone),
-        flag=mark_form(m.id, session, handoff_id, marks.get(m.id))
-        if m.direction == "in" and m.kind == "message" else "",
-        text=m.text) for m in messages])
+def queue_fragment(rows: List[Values]) -> str:
+    """The queue's rows alone, for the page's live updates."""
+    return render("queue_rows.html", rows=rows)
 
 
-def mark_form(message_id: int, session: Dict[str, Any], handoff_id: int,
-              marked_by: Optional[str]) -> Markup:
-    """The mark button, or the mark and its Undo: misreadings feed the NLU review."""
-    if marked_by is None:
-        return render("mark", message_id=message_id, csrf=csrf_field(session),
-                      handoff_id=handoff_id)
-    return render("unmark", agent=marked_by, message_id=message_id, csrf=csrf_field(session),
-                  handoff_id=handoff_id)
+def transcript_lines(messages: List[StoredMessage], marks: Dict[int, str],
+                     zone) -> List[Values]:  # noqa: ANN001 - a ZoneInfo
+    """The conversation; a customer's message can be marked (``marks``: id -> agent)."""
+    return [{"id": m.id, "side": "in" if m.direction == "in" else "out",
+             "label": LABELS.get(m.kind, "customer"), "at": when(m.created_at, zone),
+             "markable": m.direction == "in" and m.kind == "message",
+             "marked": m.id in marks, "marked_by": marks.get(m.id), "text": m.text}
+            for m in messages]
 
 
-def handoff_body(handoff: Dict[str, Any], conversation: Dict[str, Any], transcript: Markup,
-                 session: Dict[str, Any], zone) -> Markup:  # noqa: ANN001 - a ZoneInfo
+def transcript_fragment(lines: List[Values], handoff_id: int, session: Values) -> str:
+    """The transcript alone, for the handoff page's live updates."""
+    return render("transcript.html", lines=lines, handoff_id=handoff_id, session=session)
+
+
+def handoff_page(handoff: Values, conversation: Values, lines: List[Values], session: Values,
+                 zone) -> HTTPResponse:  # noqa: ANN001 - a ZoneInfo
     """A conversation's page: transcript, actions, reason, case details, turns, notes."""
     context = handoff["context"]
-    csrf = csrf_field(session)
-    details = join([render("detail_item", key=k, value=str(v))
-                    for k, v in (context.get("details") or {}).items()])
-    turns = join([render("turn_row", text=t.get("text") or "", intent=str(t.get("intent")),
-                         confidence=t.get("confidence") or 0, sentiment=str(t.get("sentiment")))
-                  for t in context.get("turns") or []])
-    notes = join([render("note_item", agent=n["agent"], text=n["text"])
-                  for n in handoff["notes"]]) or render("notes_empty")
-    actions = "" if handoff["status"] == "resolved" else render(
-        "handoff_actions", id=handoff["id"], csrf=csrf)
-    return render(
-        "handoff", name=conversation.get("customer_name") or "Customer",
-        badge=badge(handoff["priority"]), status=handoff["status"], id=handoff["id"],
-        transcript=transcript, actions=actions, reason=handoff["reason"],
-        detail=context.get("detail") or "", summary=handoff["summary"] or "",
-        due=when(handoff["sla_due_at"], zone), conversation_id=handoff["conversation_id"],
-        details=details, turns=turns, notes=notes, csrf=csrf, live=LIVE)
+    return page(
+        "handoff.html", session, handoff_id=handoff["id"], lines=lines,
+        name=conversation.get("customer_name") or "Customer", badge=badge(handoff["priority"]),
+        status=handoff["status"], resolved=handoff["status"] == "resolved",
+        reason=handoff["reason"], detail=context.get("detail") or "",
+        summary=handoff["summary"] or "", due=when(handoff["sla_due_at"], zone),
+        conversation_id=handoff["conversation_id"],
+        details=[(key, str(value)) for key, value in (context.get("details") or {}).items()],
+        turns=[{"text": t.get("text") or "", "intent": str(t.get("intent")),
+                "confidence": t.get("confidence") or 0, "sentiment": str(t.get("sentiment"))}
+               for t in context.get("turns") or []],
+        notes=[{"agent": n["agent"], "text": n["text"]} for n in handoff["notes"]])
 
 
-def not_found_body() -> Markup:
-    return render("not_found")
+def not_found_page(session: Values) -> HTTPResponse:
+    return page("not_found.html", session)
