@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bot.gateway.agents.accounts import add_agent
-from tests.gateway_support import gateway_settings, running_gateway
+from tests.gateway_support import gateway_settings, inbox_sign_in, running_gateway
 
 PASSWORD = "correct horse battery"
 
@@ -44,15 +44,14 @@ async def run(logins: int) -> dict:
                         health.append((time.perf_counter() - start) * 1000)
                         await asyncio.sleep(0.01)
 
-                async def sign_in(n: int) -> int:
+                async def sign_in_once(n: int) -> int:
                     password = PASSWORD if n % 2 else f"wrong {n}"
-                    answer = await http.post("/inbox/login", data={
-                        "username": "sam" if n % 3 else f"user{n}", "password": password})
+                    answer = await inbox_sign_in(http, "sam" if n % 3 else f"user{n}", password)
                     return answer.status_code
 
                 prober = asyncio.create_task(probe())
                 start = time.perf_counter()
-                statuses = await asyncio.gather(*(sign_in(n) for n in range(logins)))
+                statuses = await asyncio.gather(*(sign_in_once(n) for n in range(logins)))
                 elapsed = time.perf_counter() - start
                 done.set()
                 await prober

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Dict, List, Optional
@@ -153,6 +154,19 @@ def gateway_settings(tmp_path, rasa_url: str, **changes: Any) -> Settings:
                   host="127.0.0.1", port=free_port())
     values.update(changes)
     return Settings(**values)
+
+
+async def inbox_sign_in(http: httpx.AsyncClient, username: str, password: str,
+                  **headers: str) -> httpx.Response:
+    """Sign in to the web inbox as a browser does: fetch the form, post it with its token.
+
+    The form's CSRF token is also its cookie; it is sent explicitly, since
+    behind an HTTPS proxy the cookie is Secure and httpx would keep it back.
+    """
+    form = await http.get("/inbox/login", headers=headers)
+    csrf = re.search(r"name=csrf value='([^']+)'", form.text).group(1)
+    return await http.post("/inbox/login", headers={**headers, "Cookie": f"inbox_login={csrf}"},
+                           data={"username": username, "password": password, "csrf": csrf})
 
 
 def client(settings: Settings) -> httpx.AsyncClient:

@@ -15,15 +15,14 @@ from bot.gateway.agents.accounts import add_agent
 from bot.gateway.agents.sign_in import LoginThrottle, TooManyAttemptsError
 from bot.gateway.store import Store
 from bot.gateway.store.schema import inbox_sessions
-from tests.gateway_support import client, gateway_settings, running_gateway
+from tests.gateway_support import client, gateway_settings, inbox_sign_in, running_gateway
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
 
 
 async def sign_in_as(http, username="sam", password=PASSWORD, **headers):
-    return await http.post("/inbox/login", data={"username": username, "password": password},
-                           headers=headers)
+    return await inbox_sign_in(http, username, password, **headers)
 
 
 async def test_a_password_reset_works_for_a_signed_in_agent_and_signs_them_out(tmp_path, rasa):
@@ -158,3 +157,16 @@ def test_the_cli_lists_disables_enables_and_signs_out(tmp_path):
     assert cli("sign-out").stdout.strip() == "0 session(s) ended."
     missing = cli("disable", "nobody")
     assert missing.returncode == 2 and "no agent 'nobody'" in missing.stderr
+
+
+async def test_a_sign_in_posted_without_the_forms_token_is_refused(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        add_agent(app.ctx.gateway.store, "sam", "Sam Patel", PASSWORD)
+        credentials = {"username": "sam", "password": PASSWORD}
+        forged = await http.post("/inbox/login", data=credentials)  # another site's form
+        assert forged.status_code == 403 and "inbox_session" not in forged.cookies
+        await http.get("/inbox/login")  # the cookie, but a wrong token in the form
+        wrong = await http.post("/inbox/login", data={**credentials, "csrf": "guess"})
+        assert wrong.status_code == 403
+        assert (await sign_in_as(http)).status_code == 303

@@ -6,7 +6,13 @@ import asyncio
 import re
 
 from bot.gateway.agents.accounts import add_agent
-from tests.gateway_support import client, eventually, gateway_settings, running_gateway
+from tests.gateway_support import (
+    client,
+    eventually,
+    gateway_settings,
+    inbox_sign_in,
+    running_gateway,
+)
 
 TOKEN = "agent-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -34,7 +40,7 @@ def agent_reply(fake, to_message, text, agent="Priya"):
 
 async def sign_in(http, app):
     await asyncio.to_thread(add_agent, app.ctx.gateway.store, "sam", "Sam Patel", PASSWORD)
-    login = await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+    login = await inbox_sign_in(http, "sam", PASSWORD)
     assert login.status_code == 303
 
 

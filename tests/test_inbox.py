@@ -14,7 +14,13 @@ from bot.brand import PROJECT_ROOT
 from bot.gateway.agents.accounts import add_agent, check_password, hash_password
 from bot.gateway.messages import InboundMessage, OutboundMessage
 from bot.gateway.store import Store
-from tests.gateway_support import client, eventually, gateway_settings, running_gateway
+from tests.gateway_support import (
+    client,
+    eventually,
+    gateway_settings,
+    inbox_sign_in,
+    running_gateway,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -55,7 +61,7 @@ async def test_no_customer_data_without_signing_in(tmp_path, rasa):
         assert (await http.get("/inbox/events")).status_code == 401
         mark = await http.post("/inbox/messages/1/misunderstood", data={"handoff": "1"})
         assert mark.headers["location"] == "/inbox/login"
-        wrong = await http.post("/inbox/login", data={"username": "sam", "password": "x"})
+        wrong = await inbox_sign_in(http, "sam", "x")
         assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
 
 
@@ -65,7 +71,7 @@ async def test_forms_without_the_csrf_token_are_refused(tmp_path, rasa):
         add_agent(app.ctx.gateway.store, "sam", "Sam Patel", PASSWORD)
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         await eventually(lambda: app.ctx.gateway.store.handoff(1))
-        login = await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        login = await inbox_sign_in(http, "sam", PASSWORD)
         assert login.status_code == 303
         forged = await http.post("/inbox/handoffs/1/resolve", data={"csrf": "forged"})
         assert forged.status_code == 403
@@ -155,7 +161,7 @@ async def test_marks_need_the_csrf_token_and_a_customer_message(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
     async with running_gateway(settings) as app, client(settings) as http:
         store = await agent_and_handoff(app, http)
-        await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        await inbox_sign_in(http, "sam", PASSWORD)
         transcript = store.transcript("api:c1")
         customer = next(m for m in transcript if m.direction == "in")
         bot = next(m for m in transcript if m.kind == "reply")
@@ -223,7 +229,7 @@ async def test_what_customers_and_agents_write_shows_as_text_not_html(tmp_path, 
                             json={**dm(text, message_id), "sender_name": HOSTILE + " Okafor"})
             await eventually(lambda: store.handoff(1))
         await app.ctx.gateway.idle()
-        await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        await inbox_sign_in(http, "sam", PASSWORD)
         page = (await http.get("/inbox/handoffs/1")).text
         csrf = re.search(r"name=csrf value='([^']+)'", page).group(1)
         await http.post("/inbox/handoffs/1/notes", data={"csrf": csrf, "text": "note " + HOSTILE})

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 from bot.gateway.agents.accounts import add_agent
 from bot.gateway.messages import InboundMessage
 from bot.gateway.store import BlockingStoreCallError, Store, StoreBase
-from tests.gateway_support import client, eventually, gateway_settings, running_gateway
+from tests.gateway_support import (
+    client,
+    eventually,
+    gateway_settings,
+    inbox_sign_in,
+    running_gateway,
+)
 
 TOKEN = "agent-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -75,7 +81,7 @@ async def test_no_handler_makes_a_blocking_store_call(tmp_path, rasa, loop_guard
             answer = await http.post(f"/api/v1/handoffs/1/{action}", headers=AUTH, json=body)
             assert answer.status_code in (200, 202), (action, answer.text)
 
-        login = await http.post("/inbox/login", data={"username": "sam", "password": PASSWORD})
+        login = await inbox_sign_in(http, "sam", PASSWORD)
         assert login.status_code == 303
         for path in ("/inbox/", "/inbox/queue", "/inbox/handoffs/1",
                      "/inbox/handoffs/1/transcript"):

@@ -25,6 +25,7 @@ from bot.gateway.handoffs.events import HandoffChange
 
 COOKIE = "inbox_session"
 SESSION_SECONDS = 12 * 3600
+LOGIN_COOKIE, LOGIN_FORM_SECONDS = "inbox_login", 3600  # the sign-in form's CSRF token
 USERNAME_MAX, PASSWORD_MAX = 64, 1024  # longer is no account's, and costs scrypt time
 VIA = "inbox"
 
@@ -110,7 +111,27 @@ def form_post(handler: Handler) -> Handler:
 
 @inbox.get("/login")
 async def login_page(request: Request, error: str = "") -> HTTPResponse:
-    return pages.login_page(error)
+    """The sign-in form, with a CSRF token that is also set as a short-lived cookie.
+
+    A login form posted from another site (login CSRF, e.g. to sign a victim
+    into the attacker's account) carries no matching cookie and is refused.
+    """
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    result = pages.login_page(error, csrf=token)
+    _set_cookie(request, result, LOGIN_COOKIE, token, LOGIN_FORM_SECONDS)
+    return result
+
+
+def _set_cookie(request: Request, result: HTTPResponse, name: str, value: str,
+                max_age: int) -> None:
+    """HttpOnly, SameSite=Strict, only under /inbox; Secure when served over HTTPS
+    (directly, or behind a proxy trusted with TRUST_PROXY)."""
+    result.cookies[name] = value
+    result.cookies[name]["httponly"] = True
+    result.cookies[name]["samesite"] = "Strict"
+    result.cookies[name]["max-age"] = max_age
+    result.cookies[name]["path"] = "/inbox"
+    result.cookies[name]["secure"] = request.scheme == "https"
 
 
 @inbox.post("/login")
@@ -120,6 +141,11 @@ async def login(request: Request) -> HTTPResponse:
     username = (request.form.get("username") or "").strip().lower()[:USERNAME_MAX]
     password = (request.form.get("password") or "")[:PASSWORD_MAX]
     address = request.remote_addr or request.ip or "?"
+    expected = request.cookies.get(LOGIN_COOKIE) or ""
+    given = request.form.get("csrf") or ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return response.text("This form has expired; reload the page and try again.",
+                             status=403)
     try:
         throttle.check(username, address)
     except TooManyAttemptsError as refused:
@@ -137,14 +163,7 @@ async def login(request: Request) -> HTTPResponse:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     await db.open_session(token, username, csrf, time.time() + SESSION_SECONDS)
     result = response.redirect("/inbox/", status=303)
-    result.cookies[COOKIE] = token
-    result.cookies[COOKIE]["httponly"] = True
-    result.cookies[COOKIE]["samesite"] = "Strict"
-    result.cookies[COOKIE]["max-age"] = SESSION_SECONDS
-    result.cookies[COOKIE]["path"] = "/inbox"
-    # Behind HTTPS (directly, or a proxy trusted with TRUST_PROXY) the cookie never
-    # travels over plain HTTP.
-    result.cookies[COOKIE]["secure"] = request.scheme == "https"
+    _set_cookie(request, result, COOKIE, token, SESSION_SECONDS)
     return result
 
 

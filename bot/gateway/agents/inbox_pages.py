@@ -53,8 +53,8 @@ def waited(since: float) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
-def login_page(error: str = "") -> HTTPResponse:
-    return page("login.html", None, error=error)
+def login_page(error: str = "", csrf: str = "") -> HTTPResponse:
+    return page("login.html", None, error=error, csrf=csrf)
 
 
 def queue_rows(handoffs: List[Values], names: Dict[int, str],
