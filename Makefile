@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/vers
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
 
-.PHONY: help install browser train run shell agent agents test lint validate evaluate review \
+.PHONY: help install browser train run shell agent agents bridge test lint validate evaluate review \
         import-review deploy-model clean bench
 
 help: ## List the commands
@@ -52,6 +52,15 @@ agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam 
 
 agents: install ## Run agent accounts: make agents ACTION=list|disable|enable|sign-out [USERNAME=sam]
 	$(BIN)/python -m bot.gateway.agents.accounts $(or $(ACTION),list) $(USERNAME)
+
+bridge: install ## DM API bridge credentials: make bridge ACTION=add NAME=insta CHANNELS=instagram [SIGNED=1] | ACTION=list | ACTION=revoke NAME=insta
+	@case "$(ACTION)" in \
+	  add) test -n "$(NAME)" -a -n "$(CHANNELS)" || { echo 'usage: make bridge ACTION=add NAME=insta CHANNELS=instagram[,whatsapp] [SIGNED=1]'; exit 2; } ;; \
+	  revoke) test -n "$(NAME)" || { echo 'usage: make bridge ACTION=revoke NAME=insta'; exit 2; } ;; \
+	  list) ;; \
+	  *) echo 'usage: make bridge ACTION=add|list|revoke [NAME=insta] [CHANNELS=instagram] [SIGNED=1]'; exit 2 ;; \
+	esac
+	$(BIN)/python -m bot.gateway.channels.bridge_admin $(ACTION) $(NAME) $(if $(CHANNELS),--channels "$(CHANNELS)") $(if $(SIGNED),--signed)
 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell

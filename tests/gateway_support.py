@@ -11,16 +11,19 @@ import asyncio
 import contextlib
 import re
 import socket
+import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
 import httpx
 from aiohttp import web
 from sanic import Sanic
 
 from bot.gateway.app import create_app
+from bot.gateway.channels.bridge_admin import create_bridge
 from bot.gateway.pipeline import RetryPolicy
 from bot.gateway.settings import Settings
+from bot.gateway.store import Store
 from bot.handoff_contract import RATING_SCALE, RESOLVED_INTENT, rating_payload
 
 # Several gateway apps start and stop in one test process; Sanic supports that
@@ -157,7 +160,7 @@ def gateway_settings(tmp_path, rasa_url: str, **changes: Any) -> Settings:
 
 
 async def inbox_sign_in(http: httpx.AsyncClient, username: str, password: str,
-                  **headers: str) -> httpx.Response:
+                        **headers: str) -> httpx.Response:
     """Sign in to the web inbox as a browser does: fetch the form, post it with its token.
 
     The form's CSRF token is also its cookie; it is sent explicitly, since
@@ -169,8 +172,27 @@ async def inbox_sign_in(http: httpx.AsyncClient, username: str, password: str,
                            data={"username": username, "password": password, "csrf": csrf})
 
 
-def client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://{settings.host}:{settings.port}", timeout=10)
+def client(settings: Settings, headers: Optional[Dict[str, str]] = None) -> httpx.AsyncClient:
+    """An HTTP client for the gateway; ``headers`` (e.g. ``bridge_auth``'s) go on every call."""
+    return httpx.AsyncClient(base_url=f"http://{settings.host}:{settings.port}", timeout=10,
+                             headers=headers)
+
+
+async def bridge_auth(settings: Settings, channels: Sequence[str] = ("api",),
+                      signed: bool = False) -> Dict[str, str]:
+    """A new DM API bridge in the test's store, as the header it authenticates with.
+
+    Works before or after the gateway starts (the store is the same database).
+    The secret is in ``headers["Authorization"].removeprefix("Bearer ")``.
+    """
+    def create() -> str:
+        store = Store(settings.database_url)
+        try:
+            return create_bridge(store, f"test-{uuid.uuid4().hex[:8]}", channels, signed)
+        finally:
+            store.engine.dispose()
+
+    return {"Authorization": f"Bearer {await asyncio.to_thread(create)}"}
 
 
 async def eventually(check, timeout: float = 10.0, interval: float = 0.05):  # noqa: ANN001

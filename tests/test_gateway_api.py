@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.gateway_support import (
+    bridge_auth,
     client,
     eventually,
     gateway_settings,
@@ -31,7 +32,8 @@ async def replies(http, conversation: str = "api:c1"):
 
 async def test_first_message_is_acknowledged_then_answered(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         response = await http.post("/api/v1/messages", json=dm("where is my order", "m1"))
         assert response.status_code == 202
         assert response.json()["acknowledged"] is True
@@ -47,7 +49,8 @@ async def test_first_message_is_acknowledged_then_answered(tmp_path, rasa):
 
 async def test_redelivered_message_is_stored_and_answered_once(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         first = await http.post("/api/v1/messages", json=dm("hello", "m1"))
         again = await http.post("/api/v1/messages", json=dm("hello", "m1"))
         assert (first.status_code, again.status_code) == (202, 200)
@@ -60,7 +63,8 @@ async def test_redelivered_message_is_stored_and_answered_once(tmp_path, rasa):
 
 async def test_a_burst_gets_one_acknowledgement_and_a_later_message_another(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, ack_gap_minutes=0.01)  # 0.6 s
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         for i in range(3):
             await http.post("/api/v1/messages", json=dm(f"part {i}", f"m{i}"))
         await app.ctx.gateway.idle()
@@ -74,7 +78,8 @@ async def test_a_burst_gets_one_acknowledgement_and_a_later_message_another(tmp_
 async def test_one_conversation_in_order_many_in_parallel(tmp_path, rasa):
     rasa.delay = 0.05
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         async def customer(c: int) -> list:
             # One customer types one message after another; 8 customers at once.
             return [(await http.post("/api/v1/messages", json=dm(f"msg {i}", f"m{i}", f"c{c}")))
@@ -93,7 +98,8 @@ async def test_one_conversation_in_order_many_in_parallel(tmp_path, rasa):
 async def test_rasa_down_customer_still_acknowledged_and_answered_after(tmp_path, rasa):
     await rasa.stop()
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("anyone there?", "m1"))
         await http.post("/api/v1/messages", json=dm("hello??", "m2"))
         kinds = await eventually(lambda: _kinds(http))
@@ -108,12 +114,13 @@ async def test_rasa_down_customer_still_acknowledged_and_answered_after(tmp_path
 async def test_gateway_restart_mid_queue_loses_and_repeats_nothing(tmp_path, rasa):
     await rasa.stop()
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         for i in range(3):
             await http.post("/api/v1/messages", json=dm(f"queued {i}", f"m{i}"))
         await eventually(lambda: _kinds(http))
     await rasa.start()
-    async with running_gateway(settings), client(settings) as http:
+    async with running_gateway(settings), client(settings, auth) as http:
         assert await eventually(lambda: _replies_count(http, 3)) == [
             "echo: queued 0", "echo: queued 1", "echo: queued 2"]
         kinds = [m["kind"] for m in await transcript(http)]
@@ -135,7 +142,8 @@ async def test_gateway_restart_mid_queue_loses_and_repeats_nothing(tmp_path, ras
 )
 async def test_bad_input_gets_a_clear_error_and_changes_nothing(tmp_path, rasa, body, error):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         if isinstance(body, str):
             response = await http.post("/api/v1/messages", content=body)
         else:
@@ -148,7 +156,8 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(tmp_path, rasa, 
 
 async def test_transcript_pages_with_after_and_rejects_nonsense(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("one", "m1"))
         await app.ctx.gateway.idle()
         messages = await transcript(http)
@@ -161,7 +170,7 @@ async def test_transcript_pages_with_after_and_rejects_nonsense(tmp_path, rasa):
 
 async def test_the_api_is_described_as_openapi(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    async with running_gateway(settings), client(settings) as http:  # no credential needed
         spec = yaml.safe_load((await http.get("/api/v1/openapi.yaml")).text)
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {"/api/v1/messages",

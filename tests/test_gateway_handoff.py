@@ -6,7 +6,7 @@ import pytest
 
 from bot.gateway.messages import InboundMessage
 from bot.handoff_contract import RATING_SCALE, rating_payload
-from tests.gateway_support import client, eventually, gateway_settings, running_gateway
+from tests.gateway_support import bridge_auth, client, eventually, gateway_settings, running_gateway
 
 TOKEN = "agent-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -23,7 +23,8 @@ async def queue(http):
 
 async def test_a_handoff_is_recorded_with_context_and_the_bot_goes_quiet(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         [handoff] = await eventually(lambda: queue(http))
         assert (handoff["reason"], handoff["priority"], handoff["status"]) == (
@@ -44,7 +45,8 @@ async def test_a_handoff_is_recorded_with_context_and_the_bot_goes_quiet(tmp_pat
 
 async def test_agent_reply_claims_and_reaches_the_customer_signed(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         [handoff] = await eventually(lambda: queue(http))
         response = await http.post(f"/api/v1/handoffs/{handoff['id']}/reply", headers=AUTH,
@@ -59,7 +61,8 @@ async def test_agent_reply_claims_and_reaches_the_customer_signed(tmp_path, rasa
 
 async def test_resolving_resumes_the_bot_and_asks_for_a_rating(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         [handoff] = await eventually(lambda: queue(http))
         resolved = await http.post(f"/api/v1/handoffs/{handoff['id']}/resolve", headers=AUTH,
@@ -93,7 +96,8 @@ def rasa_texts(app):
 
 async def test_internal_notes_stay_internal(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         [handoff] = await eventually(lambda: queue(http))
         noted = await http.post(f"/api/v1/handoffs/{handoff['id']}/notes", headers=AUTH,
@@ -119,7 +123,8 @@ async def test_no_customer_data_without_credentials(tmp_path, rasa, token, heade
 
 async def test_agent_input_is_checked(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         missing = await http.post("/api/v1/handoffs/99/reply", headers=AUTH,
                                   json={"agent": "Sam", "text": "hi"})
         assert missing.status_code == 404

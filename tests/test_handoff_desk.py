@@ -7,6 +7,7 @@ import re
 
 from bot.gateway.agents.accounts import add_agent
 from tests.gateway_support import (
+    bridge_auth,
     client,
     eventually,
     gateway_settings,
@@ -110,7 +111,8 @@ async def test_a_resolve_in_telegram_updates_the_inbox_live(tmp_path, rasa, fake
 
 async def test_the_agent_api_answers_503_and_changes_nothing_when_rasa_is_down(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         await eventually(lambda: asyncio.to_thread(app.ctx.gateway.store.handoff, 1))
         await app.ctx.gateway.idle()
@@ -134,7 +136,8 @@ async def test_the_agent_api_answers_503_and_changes_nothing_when_rasa_is_down(t
 async def test_a_hand_back_rasa_half_takes_leaves_the_handoff_open_and_can_be_retried(
         tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         await eventually(lambda: asyncio.to_thread(app.ctx.gateway.store.handoff, 1))
         rasa.hand_back_fails = True  # Rasa lifts the pause, but its action fails

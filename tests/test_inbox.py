@@ -15,6 +15,7 @@ from bot.gateway.agents.accounts import add_agent, check_password, hash_password
 from bot.gateway.messages import InboundMessage, OutboundMessage
 from bot.gateway.store import Store
 from tests.gateway_support import (
+    bridge_auth,
     client,
     eventually,
     gateway_settings,
@@ -53,7 +54,8 @@ def test_the_cli_creates_accounts_and_rejects_weak_passwords(tmp_path):
 
 async def test_no_customer_data_without_signing_in(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings), client(settings, auth) as http:
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         assert (await http.get("/inbox/")).headers["location"] == "/inbox/login"
         assert (await http.get("/inbox/handoffs/1")).status_code == 302
@@ -67,7 +69,8 @@ async def test_no_customer_data_without_signing_in(tmp_path, rasa):
 
 async def test_forms_without_the_csrf_token_are_refused(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         add_agent(app.ctx.gateway.store, "sam", "Sam Patel", PASSWORD)
         await http.post("/api/v1/messages", json=dm("human please", "m1"))
         await eventually(lambda: app.ctx.gateway.store.handoff(1))
@@ -81,7 +84,8 @@ async def test_forms_without_the_csrf_token_are_refused(tmp_path, rasa):
 async def test_an_agent_works_a_handoff_in_the_browser(tmp_path, rasa, browser_page):
     page = browser_page
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         store = app.ctx.gateway.store
         add_agent(store, "sam", "Sam Patel", PASSWORD)
         base = f"http://{settings.host}:{settings.port}"
@@ -159,7 +163,8 @@ async def agent_and_handoff(app, http):
 
 async def test_marks_need_the_csrf_token_and_a_customer_message(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         store = await agent_and_handoff(app, http)
         await inbox_sign_in(http, "sam", PASSWORD)
         transcript = store.transcript("api:c1")
@@ -193,7 +198,8 @@ async def test_an_agent_marks_what_the_bot_misunderstood_in_the_browser(tmp_path
                                                                       browser_page):
     page = browser_page
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         store = await agent_and_handoff(app, http)
         base = f"http://{settings.host}:{settings.port}"
         await page.goto(f"{base}/inbox/handoffs/1")
@@ -221,7 +227,8 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;onmouseover="
 
 async def test_what_customers_and_agents_write_shows_as_text_not_html(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
+    async with running_gateway(settings) as app, client(settings,
+                                                        await bridge_auth(settings)) as http:
         store = app.ctx.gateway.store
         add_agent(store, "sam", "Sam Patel", PASSWORD)
         for text, message_id in (("human please", "m1"), ("see " + HOSTILE, "m2")):

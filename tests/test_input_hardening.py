@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.conftest import service_or_skip
-from tests.gateway_support import client, gateway_settings, running_gateway
+from tests.gateway_support import bridge_auth, client, gateway_settings, running_gateway
 
 TOKEN = "agent-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,7 +48,8 @@ async def test_malformed_messages_are_refused_and_nothing_is_stored(
         tmp_path, rasa, database_url, change, error):
     settings = gateway_settings(tmp_path, rasa.url, database_url=database_url)
     conversation = f"h{uuid.uuid4().hex[:12]}"
-    async with running_gateway(settings) as app, client(settings) as http:
+    async with running_gateway(settings) as app, client(settings,
+                                                        await bridge_auth(settings)) as http:
         response = await http.post("/api/v1/messages", json={**dm(conversation), **change})
         assert response.status_code in (400, 413), response.text
         if response.status_code == 400:
@@ -59,7 +60,8 @@ async def test_malformed_messages_are_refused_and_nothing_is_stored(
 async def test_a_lone_surrogate_is_refused_not_a_server_error(tmp_path, rasa, database_url):
     settings = gateway_settings(tmp_path, rasa.url, database_url=database_url)
     conversation = f"h{uuid.uuid4().hex[:12]}"
-    async with running_gateway(settings) as app, client(settings) as http:
+    async with running_gateway(settings) as app, client(settings,
+                                                        await bridge_auth(settings)) as http:
         response = await http.post("/api/v1/messages", content=raw_json(conversation, "\\ud800"),
                                    headers={"Content-Type": "application/json"})
         assert response.status_code == 400
@@ -71,11 +73,13 @@ async def test_out_of_range_ids_are_not_found_or_refused(tmp_path, rasa, databas
     settings = gateway_settings(tmp_path, rasa.url, database_url=database_url,
                                 agent_api_token=TOKEN)
     conversation = f"h{uuid.uuid4().hex[:12]}"
+    bridge = await bridge_auth(settings)
     async with running_gateway(settings), client(settings) as http:
-        assert (await http.post("/api/v1/messages", json=dm(conversation))).status_code == 202
+        sent = await http.post("/api/v1/messages", json=dm(conversation), headers=bridge)
+        assert sent.status_code == 202
         for after in ("99999999999999999999", "-1", "1e9", "2147483648"):
             answer = await http.get(f"/api/v1/conversations/api:{conversation}/messages",
-                                    params={"after": after})
+                                    params={"after": after}, headers=bridge)
             assert answer.status_code == 400, after
             assert "after must be a message id" in answer.json()["error"]
         poll = await http.get("/chat/api/messages",
@@ -91,7 +95,7 @@ async def test_out_of_range_ids_are_not_found_or_refused(tmp_path, rasa, databas
 
 async def test_an_oversized_body_is_refused_before_it_is_read(tmp_path, rasa):
     settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings), client(settings) as http:
+    async with running_gateway(settings), client(settings, await bridge_auth(settings)) as http:
         response = await http.post("/api/v1/messages", content=b"{" + b" " * 2_000_000 + b"}",
                                    headers={"Content-Type": "application/json"})
         assert response.status_code == 413

@@ -12,6 +12,7 @@ from bot.gateway.agents.accounts import add_agent
 from bot.gateway.messages import InboundMessage
 from bot.gateway.store import BlockingStoreCallError, Store, StoreBase
 from tests.gateway_support import (
+    bridge_auth,
     client,
     eventually,
     gateway_settings,
@@ -60,7 +61,8 @@ async def test_the_guard_refuses_a_blocking_call_on_the_loop(tmp_path, loop_guar
 
 async def test_no_handler_makes_a_blocking_store_call(tmp_path, rasa, loop_guard):
     settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
-    async with running_gateway(settings) as app, client(settings) as http:
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
         store = app.ctx.gateway.store
         await asyncio.to_thread(add_agent, store, "sam", "Sam Patel", PASSWORD)
         dm = {"channel": "api", "conversation_id": "c1", "sender_name": "Amara Okafor",
@@ -68,10 +70,15 @@ async def test_no_handler_makes_a_blocking_store_call(tmp_path, rasa, loop_guard
         assert (await http.post("/api/v1/messages", json=dm)).status_code == 202
         await eventually(lambda: asyncio.to_thread(store.handoff, 1))
         assert (await http.get("/api/v1/conversations/api:c1/messages")).status_code == 200
-        chat = await http.post("/chat/api/messages",
-                               json={"session": "session-1234", "text": "hello"})
+        started = await http.post("/chat/api/sessions")
+        assert started.status_code == 201
+        session, chat_auth = (started.json()["session"],
+                              {"Authorization": f"Bearer {started.json()['secret']}"})
+        chat = await http.post("/chat/api/messages", headers=chat_auth,
+                               json={"session": session, "text": "hello"})
         assert chat.status_code == 202
-        assert (await http.get("/chat/api/messages?session=session-1234")).status_code == 200
+        assert (await http.get(f"/chat/api/messages?session={session}",
+                               headers=chat_auth)).status_code == 200
 
         for path in ("/api/v1/handoffs/", "/api/v1/handoffs/1"):
             assert (await http.get(path, headers=AUTH)).status_code == 200

@@ -37,3 +37,26 @@ async def test_a_customer_chats_from_the_browser(tmp_path, rasa, browser_page):
         await page.locator(".msg.outbound", has_text="echo: /affirm").wait_for()
         assert app.ctx.gateway.store.conversation(f"webchat:{session}")["customer_name"] == (
             "Priya")
+
+        # The page's transcript needs its secret: the id alone reads nothing.
+        assert await page.evaluate("localStorage.getItem('webchat-secret')")
+        status = await page.evaluate(
+            f"fetch('api/messages?session={session}').then(r => r.status)")
+        assert status == 401
+
+
+async def test_a_chat_the_gateway_does_not_know_starts_afresh(tmp_path, rasa, browser_page):
+    page = browser_page
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings):
+        await page.goto(f"http://{settings.host}:{settings.port}/chat/")
+        # As a page from before chat secrets would have it: an id it chose, no secret.
+        await page.evaluate("localStorage.setItem('webchat-session', 'guessable-id-1234');"
+                            "localStorage.setItem('webchat-secret', 'x'.repeat(43))")
+        await page.reload()
+        await page.fill("#text", "hello again")
+        await page.press("#text", "Enter")
+        await page.locator(".msg.outbound", has_text="echo: hello again").wait_for()
+        session = await page.evaluate("localStorage.getItem('webchat-session')")
+        assert session != "guessable-id-1234"
+        assert rasa.texts_for(f"webchat:{session}") == ["hello again"]

@@ -6,8 +6,11 @@ GET  /api/v1/openapi.yaml                   this API, described
 
 Replies for these channels are not pushed anywhere: a bridge reads them
 from the transcript (``?after=<last id seen>`` returns only newer ones).
-Anyone who can reach the gateway may post a customer's message, as a
-platform would; the transcript is readable by whoever knows the conversation id.
+Every call but the spec needs a bridge credential (``bridges.py``): 401
+without one, 403 posting to a channel not the bridge's. A bridge reads only
+its own channels' transcripts; any other conversation, Telegram and web chat
+ones included, is the same 404 as one that does not exist, so ids cannot be
+probed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Optional
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
+from bot.gateway.channels.bridges import bridge_required
 from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
 from bot.gateway.web import after_arg, error, json_body, message_json
 
@@ -43,6 +47,7 @@ class PollingChannel:
 
 
 @dm_api.post("/messages")
+@bridge_required
 async def post_message(request: Request) -> HTTPResponse:
     body = json_body(request)
     if not isinstance(body, dict):
@@ -57,6 +62,9 @@ async def post_message(request: Request) -> HTTPResponse:
     if channel not in request.app.ctx.api_channels:
         return error(400, f"unknown channel {channel!r}; use one of "
                           f"{sorted(request.app.ctx.api_channels)}")
+    if channel not in request.ctx.bridge_channels:
+        return error(403, f"this bridge may not post to {channel!r}; its channels are "
+                          f"{sorted(request.ctx.bridge_channels)}")
     try:
         message = InboundMessage(
             channel=channel, external_id=body["conversation_id"],
@@ -74,11 +82,14 @@ async def post_message(request: Request) -> HTTPResponse:
 
 
 @dm_api.get("/conversations/<conversation_id:str>/messages")
+@bridge_required
 async def get_transcript(request: Request, conversation_id: str) -> HTTPResponse:
     db = request.app.ctx.gateway.db
     after = after_arg(request)
-    conversation = await db.conversation(conversation_id)
-    if conversation is None:
+    channel = conversation_id.partition(":")[0]
+    conversation = (await db.conversation(conversation_id)
+                    if channel in request.ctx.bridge_channels else None)
+    if conversation is None or conversation["channel"] not in request.ctx.bridge_channels:
         return error(404, f"no conversation {conversation_id!r}")
     rows = await db.transcript(conversation_id, after_id=after)
     return response.json({

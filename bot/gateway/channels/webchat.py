@@ -1,27 +1,33 @@
 """A local web chat page, so a person can DM the bot from a browser.
 
-`make run` offers it when no Telegram token is set. The page keeps a session
-id in localStorage, posts what the customer types, and polls for replies.
+`make run` offers it when no Telegram token is set. When a chat starts, the
+page asks for a session (``POST /chat/api/sessions``): a random id and a
+secret (each from ``secrets``, 128 and 256 bits), of which the store keeps
+only the secret's digest. The page keeps both in localStorage and sends
+``Authorization: Bearer <secret>`` with every post and poll, so knowing or
+guessing a conversation id is not enough to read or write it: a wrong or
+missing secret and an unknown session are the same 401.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from pathlib import Path
+from typing import Optional
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.gateway.messages import (
-    InboundMessage,
-    InvalidMessageError,
-    check_id,
-    conversation_id,
-)
+from bot.gateway.credentials import bearer, digest, matches, new_secret
+from bot.gateway.messages import InboundMessage, InvalidMessageError, conversation_id
 from bot.gateway.web import after_arg, error, json_body, message_json
 
 PAGE = Path(__file__).parent.parent / "static" / "webchat.html"
 CHANNEL = "webchat"
+SESSION = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+REFUSED = "unknown chat session or wrong secret; start a new chat"
 
 webchat = Blueprint("webchat", url_prefix="/chat")
 
@@ -33,15 +39,32 @@ async def page(request: Request) -> HTTPResponse:
     return response.html(html)
 
 
+@webchat.post("/api/sessions")
+async def start(request: Request) -> HTTPResponse:
+    """A new chat: its id and secret, shown once (only the digest is stored)."""
+    session, secret = secrets.token_urlsafe(16), new_secret()
+    await request.app.ctx.gateway.db.open_chat(session, digest(secret))
+    return response.json({"session": session, "secret": secret}, status=201)
+
+
+async def _authorised(request: Request, session: object) -> Optional[str]:
+    """The session, when the request proves it holds that chat's secret; else None."""
+    secret = bearer(request)
+    if not isinstance(session, str) or not SESSION.fullmatch(session) or secret is None:
+        return None
+    stored = await request.app.ctx.gateway.db.chat_secret_digest(session)
+    return session if stored is not None and matches(secret, stored) else None
+
+
 @webchat.post("/api/messages")
 async def post(request: Request) -> HTTPResponse:
     body = json_body(request)
     if not isinstance(body, dict):
         return error(400, "body must be a JSON object with session and text")
-    session, text = body.get("session"), body.get("text")
-    payload = body.get("payload")
-    if not isinstance(session, str) or not 8 <= len(session) <= 64:
-        return error(400, "session must be a string of 8-64 characters")
+    session = await _authorised(request, body.get("session"))
+    if session is None:
+        return error(401, REFUSED)
+    text, payload = body.get("text"), body.get("payload")
     try:
         message = InboundMessage(
             channel=CHANNEL, external_id=session,
@@ -58,11 +81,9 @@ async def post(request: Request) -> HTTPResponse:
 
 @webchat.get("/api/messages")
 async def poll(request: Request) -> HTTPResponse:
-    session = request.args.get("session", "")
-    try:
-        check_id("session", session)
-    except InvalidMessageError as problem:
-        return error(400, str(problem))
     after = after_arg(request)
+    session = await _authorised(request, request.args.get("session", ""))
+    if session is None:
+        return error(401, REFUSED)
     rows = await request.app.ctx.gateway.db.transcript(conversation_id(CHANNEL, session), after)
     return response.json({"messages": [message_json(m) for m in rows]})

@@ -5,6 +5,8 @@
     handoffs.py  handoff records, and the Telegram posts that point at them
     accounts.py  inbox agents and their sessions
     marks.py     "bot misunderstood" marks for the NLU review
+    bridges.py   DM API bridges' credentials (digests) and their channels
+    webchat.py   web chat sessions and the digest of each one's secret
     facade.py    AsyncStore: the same calls, awaitable, for the event loop
 
 SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
@@ -14,13 +16,16 @@ from __future__ import annotations
 
 from bot.gateway.store.accounts import AccountStore
 from bot.gateway.store.base import BlockingStoreCallError, StoreBase, engine_for
+from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
 from bot.gateway.store.marks import MarkStore
 from bot.gateway.store.queue import QueueStore, Received, StoredMessage
+from bot.gateway.store.webchat import WebchatStore
 
-__all__ = ["BlockingStoreCallError", "HandoffRequest", "Received", "Store", "StoreBase",
-           "StoredMessage", "engine_for"]
+__all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequest",
+           "Received", "Store", "StoreBase", "StoredMessage", "engine_for"]
 
 
-class Store(QueueStore, HandoffStore, AccountStore, MarkStore):
+class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,
+            WebchatStore):
     """Every concern over one engine: what the gateway and the trainers' tools open."""

@@ -115,6 +115,30 @@ misunderstood_marks = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# DM API bridges' credentials (created with `make bridge`). Only the SHA-256
+# digest of each secret is kept. For a bridge that signs requests (HMAC) that
+# digest is also its signing key, so this table must be guarded like a secret.
+bridge_credentials = sa.Table(
+    "bridge_credentials",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("channels", sa.String(200), nullable=False),  # comma-separated
+    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("signs", sa.Boolean, nullable=False, default=False),  # HMAC, not bearer
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+# Web chat conversations and the digest of the secret the page was given when
+# the chat started; it must be shown to post and to read the transcript.
+webchat_sessions = sa.Table(
+    "webchat_sessions",
+    metadata,
+    sa.Column("session", sa.String(64), primary_key=True),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
