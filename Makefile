@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls $(HOME)/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | tail -1)
 MODEL := models/juniper-lane.tar.gz
 RASA_DATA := data config.yml domain.yml
+# Rasa's endpoints (its tracker store) for export, forget and purge; production: endpoints.production.yml
+ENDPOINTS ?= endpoints.yml
 
-.PHONY: help install browser train run shell agent agents bridge test lint validate evaluate review \
+.PHONY: help install browser train run shell agent agents bridge export forget purge test lint validate evaluate review \
         import-review deploy-model clean bench
 
 help: ## List the commands
@@ -61,6 +63,17 @@ bridge: install ## DM API bridge credentials: make bridge ACTION=add NAME=insta 
 	  *) echo 'usage: make bridge ACTION=add|list|revoke [NAME=insta] [CHANNELS=instagram] [SIGNED=1]'; exit 2 ;; \
 	esac
 	$(BIN)/python -m bot.gateway.channels.bridge_admin $(ACTION) $(NAME) $(if $(CHANNELS),--channels "$(CHANNELS)") $(if $(SIGNED),--signed)
+
+export: install ## A customer's data, for a subject access request: make export CUSTOMER=telegram:5551001 [OUT=file.json]
+	@test -n "$(CUSTOMER)" || { echo 'usage: make export CUSTOMER=telegram:5551001 [OUT=file.json]'; exit 2; }
+	$(BIN)/python -m bot.customer_data --endpoints "$(ENDPOINTS)" export "$(CUSTOMER)" $(if $(OUT),--out "$(OUT)")
+
+forget: install ## Erase a customer's data from the gateway and Rasa: make forget CUSTOMER=telegram:5551001
+	@test -n "$(CUSTOMER)" || { echo 'usage: make forget CUSTOMER=telegram:5551001'; exit 2; }
+	$(BIN)/python -m bot.customer_data --endpoints "$(ENDPOINTS)" forget "$(CUSTOMER)"
+
+purge: install ## Erase conversations idle for RETENTION_DAYS days (default 365; run it daily)
+	$(BIN)/python -m bot.customer_data --endpoints "$(ENDPOINTS)" purge
 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell

@@ -28,6 +28,7 @@ import yaml
 from bot.brand import PROJECT_ROOT
 from bot.handoff_contract import is_external
 from bot.privacy import PLACEHOLDERS, to_placeholders
+from bot.rasa_trackers import open_tracker_store
 from bot.trainer.metrics import FALLBACK
 from bot.trainer.nlu_files import normalise
 
@@ -76,17 +77,9 @@ def _bot_thought(parse: Dict[str, Any]) -> tuple:
 
 async def from_tracker_store(endpoints: Path, since: float) -> List[Candidate]:
     """Doubtful customer messages from Rasa's conversation history."""
-    from rasa.core.tracker_store import TrackerStore
-    from rasa.core.utils import AvailableEndpoints
-
-    config = AvailableEndpoints.read_endpoints(str(endpoints)).tracker_store
-    if config is None:
-        return []  # an in-memory tracker store keeps nothing to review
-    if (config.kwargs.get("dialect") == "sqlite"
-            and not Path(config.kwargs.get("db") or "").exists()):
-        print(f"note: no Rasa conversations yet ({config.kwargs.get('db')} does not exist)")
-        return []
-    store = TrackerStore.create(config)
+    store = open_tracker_store(endpoints)
+    if store is None:
+        return []  # in memory, or nothing stored yet: nothing to review
     candidates = []
     for sender in await store.keys():
         tracker = await store.retrieve_full_tracker(sender)

@@ -7,6 +7,7 @@
     marks.py     "bot misunderstood" marks for the NLU review
     bridges.py   DM API bridges' credentials (digests) and their channels
     webchat.py   web chat sessions and the digest of each one's secret
+    customers.py one customer's data: export, erase, idle conversations
     facade.py    AsyncStore: the same calls, awaitable, for the event loop
 
 SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from bot.gateway.store.accounts import AccountStore
 from bot.gateway.store.base import BlockingStoreCallError, StoreBase, engine_for
 from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
+from bot.gateway.store.customers import CustomerDataStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
 from bot.gateway.store.marks import MarkStore
 from bot.gateway.store.queue import QueueStore, Received, StoredMessage
@@ -27,5 +29,5 @@ __all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequ
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,
-            WebchatStore):
+            WebchatStore, CustomerDataStore):
     """Every concern over one engine: what the gateway and the trainers' tools open."""
