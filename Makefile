@@ -81,6 +81,7 @@ clean: ## Remove trained models, test output and local data
 	find reports -type f ! -name baseline.json -delete 2>/dev/null || true
 
 bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
+	$(BIN)/python -m bench.store_sync
 	$(BIN)/python -m bench.sentiment
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
