@@ -18,7 +18,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, secrets=(
-        settings.telegram_bot_token, settings.agent_api_token,
+        settings.telegram_bot_token, settings.rasa_token, settings.agent_api_token,
         settings.telegram_webhook_secret))
     app = create_app(settings, profile)
     if settings.webchat:

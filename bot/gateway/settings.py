@@ -21,6 +21,8 @@ class Settings:
 
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'gateway.db'}"
     rasa_url: str = "http://localhost:5005"
+    # Rasa's --auth-token (RASA_TOKEN), sent on its HTTP API calls.
+    rasa_token: Optional[str] = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     # Acknowledge again when a customer writes after this much silence.
@@ -56,6 +58,7 @@ class Settings:
         settings = cls(
             database_url=text("DATABASE_URL") or cls.database_url,
             rasa_url=text("RASA_URL") or cls.rasa_url,
+            rasa_token=text("RASA_TOKEN"),
             host=text("GATEWAY_HOST") or cls.host,
             port=number("GATEWAY_PORT", cls.port, int),
             ack_gap_minutes=number("ACK_GAP_MINUTES", cls.ack_gap_minutes),
