@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from bot.gateway.conversation_ids import ALLOWED, is_addressable
 from bot.text_rules import first_name
 
 
@@ -30,6 +31,8 @@ class InboundMessage:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise InvalidMessageError(f"{name} must be a non-empty string")
+        if not is_addressable(self.conversation_id):  # Rasa's HTTP API could not reach it
+            raise InvalidMessageError(f"the conversation id may only hold {ALLOWED}")
         if not isinstance(self.text, str) or not (self.text.strip() or self.payload):
             raise InvalidMessageError("text must be a non-empty string")
         if len(self.text) > 10_000:

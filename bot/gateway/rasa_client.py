@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
+from bot.gateway.conversation_ids import is_addressable, path_segment
 from bot.gateway.messages import OutboundMessage
 from bot.handoff_contract import RESOLVED_INTENT, HandoffPayload
 
@@ -26,6 +27,14 @@ class RasaReply:
 
 class RasaUnavailableError(RuntimeError):
     """Rasa did not answer (down, overloaded or erroring): try again later."""
+
+
+class UnaddressableConversationError(RasaUnavailableError):
+    """Rasa's HTTP API cannot address this id (see bot.gateway.conversation_ids).
+
+    A kind of RasaUnavailableError so that a resolve leaves the conversation
+    with the agent, as for any hand-back Rasa cannot take.
+    """
 
 
 class RasaClient:
@@ -51,7 +60,10 @@ class RasaClient:
         then the hand-back event (``RESOLVED_INTENT``) is triggered; its action clears the handoff's
         slots and asks for a rating, in the brand's words from domain.yml.
         """
-        conversation = f"{self.base}/conversations/{conversation_id}"
+        if not is_addressable(conversation_id):
+            raise UnaddressableConversationError(
+                f"conversation id {conversation_id!r} cannot be addressed in Rasa's HTTP API")
+        conversation = f"{self.base}/conversations/{path_segment(conversation_id)}"
         api = {**self._api_params, "include_events": "NONE"}
         # Messages logged during the pause have no action_listen before them;
         # one here makes the hand-back a normal turn that Rasa's rules match.
