@@ -44,9 +44,12 @@ browser: ## Install Debian's Chromium for the browser tests (needs root; never d
 train: install ## Train the model (skipped when data and config are unchanged)
 	$(BIN)/python -m bot.train
 
+# RASA_TOKEN guards Rasa's HTTP API: yours if set, else var/rasa-token (0600, made once).
+WITH_RASA_TOKEN := $(BIN)/python -m bot.rasa_token
+
 run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (Ctrl-C stops all)
 	@mkdir -p var
-	$(BIN)/honcho start -f Procfile
+	$(WITH_RASA_TOKEN) $(BIN)/honcho start -f Procfile
 
 agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam Patel"
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }
@@ -93,7 +96,7 @@ import-review: install ## Merge a labelled review into data/nlu: make import-rev
 	$(BIN)/python -m bot.trainer.review_import "$(FILE)" $(ARGS)
 
 deploy-model: train ## Switch the running bot (make run) to the newly trained model, no downtime
-	$(BIN)/python -m bot.trainer.deploy
+	$(WITH_RASA_TOKEN) $(BIN)/python -m bot.trainer.deploy
 
 lint: install ## Lint the Python code
 	$(BIN)/ruff check bot actions tests bench
@@ -106,6 +109,7 @@ clean: ## Remove trained models, test output and local data
 	find reports -type f ! -name baseline.json -delete 2>/dev/null || true
 
 bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
+	$(BIN)/python -m bench.store_sync
 	$(BIN)/python -m bench.sentiment
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3

@@ -11,13 +11,13 @@ reports/bench_nlu.json.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from bench.report import write_report
 from bot.brand import PROJECT_ROOT
 from bot.trainer.datasets import labelled, load_training_data, nlu_files
 
@@ -58,9 +58,7 @@ def main() -> int:
         "parse_ms_p99": round(timings[int(0.99 * (len(timings) - 1))], 2),
         "parse_ms_max": round(timings[-1], 2),
     }
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    write_report(REPORT, result)
     return 0
 
 

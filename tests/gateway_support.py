@@ -49,6 +49,7 @@ class RasaStandIn:
     paused: set = field(default_factory=set)
     resumed: List[Dict[str, Any]] = field(default_factory=list)
     handed_back: List[str] = field(default_factory=list)  # senders, per hand-back event
+    api_calls: List[Dict[str, Any]] = field(default_factory=list)  # path and token, per call
     hand_back_fails: bool = False  # e.g. the action server is down: Rasa answers 500
     in_flight: int = 0
     max_in_flight: int = 0
@@ -110,7 +111,11 @@ class RasaStandIn:
         return web.json_response([{"recipient_id": body["sender"], "text": f"echo: {text}"}])
 
 
+    def _api_call(self, request: web.Request) -> None:
+        self.api_calls.append({"path": request.raw_path, "token": request.query.get("token")})
+
     async def _events(self, request: web.Request) -> web.Response:
+        self._api_call(request)
         events = await request.json()
         sender = request.match_info["sender"]
         self.resumed.append({"sender": sender, "events": events})
@@ -120,6 +125,7 @@ class RasaStandIn:
 
     async def _trigger(self, request: web.Request) -> web.Response:
         """Like action_resume_after_handoff: the rating question, once resumed."""
+        self._api_call(request)
         sender = request.match_info["sender"]
         if (await request.json()).get("name") != RESOLVED_INTENT:
             return web.json_response({"message": "unknown intent"}, status=404)

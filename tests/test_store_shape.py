@@ -46,6 +46,16 @@ def test_a_database_from_before_loses_the_dead_mode_column(tmp_path):
     Store(url)  # migrating twice is harmless
 
 
+def test_every_sqlite_connection_syncs_each_commit(tmp_path):
+    """synchronous=FULL (2): an acknowledged message survives a power loss under WAL."""
+    store = Store(f"sqlite:///{tmp_path / 'durable.db'}")
+    for _ in range(2):  # a fresh connection each time, not only the first
+        with store.engine.connect() as db:
+            assert db.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+            assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        store.engine.dispose()
+
+
 @pytest.fixture
 def loop_guard(monkeypatch):
     """Every store call made on the event loop's thread raises instead of blocking."""

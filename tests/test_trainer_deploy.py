@@ -28,7 +28,7 @@ import pytest
 from bot.brand import PROJECT_ROOT
 from bot.trainer import deploy
 from tests.gateway_support import free_port
-from tests.stack import running_rasa
+from tests.stack import RASA_TOKEN, running_rasa
 
 pytestmark = pytest.mark.model
 
@@ -56,14 +56,15 @@ def model_like(path: Path, model_id: str = "not-a-real-model") -> Path:
     return fake_archive(path, {"metadata.json": json.dumps({"model_id": model_id}).encode()})
 
 
-def cli_env() -> Dict[str, str]:
+def cli_env(token: Optional[str] = None) -> Dict[str, str]:
+    """The caller's environment without its Rasa settings; ``token`` as RASA_TOKEN."""
     env = {k: v for k, v in os.environ.items() if k not in {"RASA_URL", "RASA_TOKEN"}}
-    return {**env, "PYTHONPATH": str(PROJECT_ROOT)}
+    return {**env, "PYTHONPATH": str(PROJECT_ROOT), **({"RASA_TOKEN": token} if token else {})}
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, token: Optional[str] = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bot.trainer.deploy", *args],
-                          cwd=PROJECT_ROOT, env=cli_env(), capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env=cli_env(token), capture_output=True, text=True,
                           timeout=CLI_TIMEOUT)
 
 
@@ -208,8 +209,12 @@ async def rasa_url(model_path, tmp_path_factory):
         yield url
 
 
+# Rasa's HTTP API, with the token the test servers run with.
+API = {"token": RASA_TOKEN}
+
+
 async def live_model(url: str) -> Tuple[str, str]:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, params=API) as client:
         response = await client.get(f"{url}/status")
     response.raise_for_status()
     return response.json()["model_file"], response.json()["model_id"]
@@ -227,7 +232,8 @@ async def parse_stream(url: str, done: asyncio.Event, samples: List[Sample],
                        offset: int) -> None:
     """POST /model/parse one after another until ``done``; a new connection each time."""
     limits = httpx.Limits(max_keepalive_connections=0)  # new connections must be accepted too
-    async with httpx.AsyncClient(base_url=url, timeout=CLI_TIMEOUT, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=CLI_TIMEOUT, limits=limits,
+                                 params=API) as client:
         for i in range(offset, offset + 5000):
             if done.is_set():
                 return
@@ -244,7 +250,7 @@ async def parse_stream(url: str, done: asyncio.Event, samples: List[Sample],
 
 async def status_stream(url: str, done: asyncio.Event, seen: List[Tuple[float, str]]) -> None:
     """GET /status every 0.2 s until ``done``: which model answered, and when."""
-    async with httpx.AsyncClient(base_url=url, timeout=CLI_TIMEOUT) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=CLI_TIMEOUT, params=API) as client:
         for _ in range(5000):
             if done.is_set():
                 return
@@ -258,11 +264,27 @@ async def status_stream(url: str, done: asyncio.Event, seen: List[Tuple[float, s
             await asyncio.sleep(0.2)
 
 
+async def test_rasa_refuses_its_api_without_the_token_and_deploy_says_so(rasa_url, model_path):
+    before = await live_model(rasa_url)
+    async with httpx.AsyncClient(timeout=60) as client:
+        for token in (None, "", "wrong"):
+            params = {} if token is None else {"token": token}
+            response = await client.get(f"{rasa_url}/status", params=params)
+            assert response.status_code == 401, (token, response.text)
+        response = await client.put(f"{rasa_url}/model", json={"model_file": str(model_path)})
+        assert response.status_code == 401
+    line = one_line_error(await asyncio.to_thread(
+        run_cli, "--model", str(model_path), "--rasa-url", rasa_url))
+    assert "(HTTP 401)" in line and "set RASA_TOKEN to the --auth-token" in line
+    assert await live_model(rasa_url) == before
+
+
 async def test_a_model_rasa_cannot_load_is_refused_and_the_old_one_stays_live(
         rasa_url, tmp_path):
     before = await live_model(rasa_url)
     broken = model_like(tmp_path / "broken.tar.gz")
-    result = await asyncio.to_thread(run_cli, "--model", str(broken), "--rasa-url", rasa_url)
+    result = await asyncio.to_thread(run_cli, "--model", str(broken), "--rasa-url", rasa_url,
+                                     token=RASA_TOKEN)
     line = one_line_error(result)
     assert f"Rasa refused to load {broken} (HTTP 400): Agent with name '{broken}' could " \
            "not be loaded." in line
@@ -270,7 +292,7 @@ async def test_a_model_rasa_cannot_load_is_refused_and_the_old_one_stays_live(
 
     # Rasa itself, asked directly for a tar.gz that is no model at all: the same.
     junk = fake_archive(tmp_path / "junk.tar.gz", {"readme.txt": b"hello"})
-    async with httpx.AsyncClient(timeout=CLI_TIMEOUT) as client:
+    async with httpx.AsyncClient(timeout=CLI_TIMEOUT, params=API) as client:
         response = await client.put(f"{rasa_url}/model", json={"model_file": str(junk)})
     assert response.status_code == 400, response.text
     assert await live_model(rasa_url) == before
@@ -293,7 +315,7 @@ async def test_deploy_switches_the_live_model_while_requests_keep_being_answered
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.trainer.deploy", "--model", str(copy),
-        "--rasa-url", rasa_url, cwd=PROJECT_ROOT, env=cli_env(),
+        "--rasa-url", rasa_url, cwd=PROJECT_ROOT, env=cli_env(RASA_TOKEN),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT)
     deploy_seconds = time.monotonic() - started
@@ -326,7 +348,8 @@ async def test_deploy_switches_the_live_model_while_requests_keep_being_answered
           f"longest {max_gap(statuses):.1f}s between answers")
 
     # Deploying it again: already live, nothing reloaded.
-    again = await asyncio.to_thread(run_cli, "--model", str(copy), "--rasa-url", rasa_url)
+    again = await asyncio.to_thread(run_cli, "--model", str(copy), "--rasa-url", rasa_url,
+                                    token=RASA_TOKEN)
     assert again.returncode == 0, again.stderr
     assert "already live; not reloaded" in again.stdout
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from bot.brand import BrandProfileError, brand
 from bot.gateway.app import create_app
+from bot.gateway.logs import configure_logging
 from bot.gateway.settings import Settings, SettingsError
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
         profile = brand()
     except (SettingsError, BrandProfileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level, secrets=(
+        settings.telegram_bot_token, settings.rasa_token, settings.agent_api_token,
+        settings.telegram_webhook_secret))
     app = create_app(settings, profile)
     if settings.webchat:
         print(f"Web chat: http://{settings.host}:{settings.port}/chat/", flush=True)

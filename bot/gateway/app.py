@@ -53,7 +53,8 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     @app.before_server_start
     async def start(app: Sanic, _loop) -> None:  # noqa: ANN001
         store = Store(settings.database_url, ack_gap_seconds=settings.ack_gap_minutes * 60)
-        gateway = Gateway(store, RasaClient(settings.rasa_url), profile or brand(), retry)
+        rasa = RasaClient(settings.rasa_url, token=settings.rasa_token)
+        gateway = Gateway(store, rasa, profile or brand(), retry)
         for name in (*API_CHANNELS, WEBCHAT):
             gateway.add_channel(PollingChannel(name))
         gateway.add_agent_surface(app.ctx.inbox_events)

@@ -1,5 +1,11 @@
 """Talking to the Rasa server: customers' messages through its REST channel,
-the hand-back after a handoff through its HTTP API (``--enable-api``)."""
+the hand-back after a handoff through its HTTP API (``--enable-api``).
+
+The HTTP API is guarded by Rasa's ``--auth-token``. Rasa 3.6 reads that token
+only from the ``token`` query parameter (``requires_auth`` in rasa/server.py;
+``Authorization: Bearer`` is for JWTs), so it goes there, on API calls only;
+the gateway's logging redacts ``token=`` (``bot.gateway.logs``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import httpx
 
+from bot.gateway.conversation_ids import is_addressable, path_segment
 from bot.gateway.messages import OutboundMessage
 from bot.handoff_contract import RESOLVED_INTENT, HandoffPayload
 
@@ -22,11 +29,20 @@ class RasaUnavailableError(RuntimeError):
     """Rasa did not answer (down, overloaded or erroring): try again later."""
 
 
+class UnaddressableConversationError(RasaUnavailableError):
+    """Rasa's HTTP API cannot address this id (see bot.gateway.conversation_ids).
+
+    A kind of RasaUnavailableError so that a resolve leaves the conversation
+    with the agent, as for any hand-back Rasa cannot take.
+    """
+
+
 class RasaClient:
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, token: Optional[str] = None) -> None:
         self.base = url.rstrip("/")
         self.webhook = self.base + "/webhooks/rest/webhook"
         self._client = httpx.AsyncClient(timeout=timeout)
+        self._api_params = {"token": token} if token else {}
 
     async def send(self, conversation_id: str, text: str,
                    metadata: Optional[Dict[str, Any]] = None) -> RasaReply:
@@ -44,19 +60,24 @@ class RasaClient:
         then the hand-back event (``RESOLVED_INTENT``) is triggered; its action clears the handoff's
         slots and asks for a rating, in the brand's words from domain.yml.
         """
-        conversation = f"{self.base}/conversations/{conversation_id}"
+        if not is_addressable(conversation_id):
+            raise UnaddressableConversationError(
+                f"conversation id {conversation_id!r} cannot be addressed in Rasa's HTTP API")
+        conversation = f"{self.base}/conversations/{path_segment(conversation_id)}"
+        api = {**self._api_params, "include_events": "NONE"}
         # Messages logged during the pause have no action_listen before them;
         # one here makes the hand-back a normal turn that Rasa's rules match.
-        await self._post(f"{conversation}/tracker/events?include_events=NONE",
-                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
-        triggered = await self._post(f"{conversation}/trigger_intent?include_events=NONE",
-                                     {"name": RESOLVED_INTENT})
+        await self._post(f"{conversation}/tracker/events",
+                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+                         params=api)
+        triggered = await self._post(f"{conversation}/trigger_intent",
+                                     {"name": RESOLVED_INTENT}, params=api)
         return _messages(triggered.get("messages") or [])
 
-    async def _post(self, url: str, body: Any) -> Any:
+    async def _post(self, url: str, body: Any, params: Optional[Dict[str, str]] = None) -> Any:
         """Rasa's JSON answer; RasaUnavailableError when there is none to be had."""
         try:
-            response = await self._client.post(url, json=body)
+            response = await self._client.post(url, json=body, params=params)
         except httpx.HTTPError as error:
             raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
         if response.status_code >= 400:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from bot.brand import PROJECT_ROOT
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class SettingsError(ValueError):
@@ -15,19 +17,25 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Secrets are left out of the repr, so printing or logging settings shows none."""
+
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'gateway.db'}"
     rasa_url: str = "http://localhost:5005"
+    # Rasa's --auth-token (RASA_TOKEN), sent on its HTTP API calls.
+    rasa_token: Optional[str] = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     # Acknowledge again when a customer writes after this much silence.
     ack_gap_minutes: float = 240.0
-    telegram_bot_token: Optional[str] = None
+    telegram_bot_token: Optional[str] = field(default=None, repr=False)
     telegram_api_base_url: Optional[str] = None  # python-telegram-bot's base_url
     telegram_webhook_url: Optional[str] = None  # public URL: webhook mode when set
-    telegram_webhook_secret: Optional[str] = None
+    telegram_webhook_secret: Optional[str] = field(default=None, repr=False)
     telegram_agent_chat_id: Optional[str] = None
     webchat: bool = True
-    agent_api_token: Optional[str] = None  # enables /api/v1/handoffs for agents
+    log_level: str = "INFO"  # GATEWAY_LOG_LEVEL; secrets are redacted at every level
+    # Enables /api/v1/handoffs for agents.
+    agent_api_token: Optional[str] = field(default=None, repr=False)
     # Behind one reverse proxy that terminates TLS: trust its X-Forwarded-Proto/For
     # (secure cookies, client addresses for sign-in throttling).
     trust_proxy: bool = False
@@ -53,6 +61,7 @@ class Settings:
         settings = cls(
             database_url=text("DATABASE_URL") or cls.database_url,
             rasa_url=text("RASA_URL") or cls.rasa_url,
+            rasa_token=text("RASA_TOKEN"),
             host=text("GATEWAY_HOST") or cls.host,
             port=number("GATEWAY_PORT", cls.port, int),
             ack_gap_minutes=number("ACK_GAP_MINUTES", cls.ack_gap_minutes),
@@ -64,7 +73,10 @@ class Settings:
             webchat=(text("WEBCHAT") or "on").lower() not in {"0", "off", "false", "no"},
             agent_api_token=text("AGENT_API_TOKEN"),
             trust_proxy=(text("TRUST_PROXY") or "off").lower() in {"1", "on", "true", "yes"},
+            log_level=(text("GATEWAY_LOG_LEVEL") or cls.log_level).upper(),
         )
+        if settings.log_level not in LOG_LEVELS:
+            raise SettingsError(f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if settings.telegram_webhook_url and not settings.telegram_webhook_secret:
             raise SettingsError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET, so "
                                 "that only Telegram can post updates to the gateway")

@@ -26,12 +26,21 @@ class BlockingStoreCallError(RuntimeError):
     """A store call was made on the event loop's thread; use AsyncStore."""
 
 
-def engine_for(url: str) -> Engine:
-    """An engine for DATABASE_URL; SQLite gets WAL, a busy timeout and its folder.
+# A message is acknowledged once stored. With WAL, synchronous=NORMAL may lose
+# the last commits on power loss; FULL syncs the WAL on every commit, so an
+# acknowledged message survives (`make bench` measures what that costs).
+SQLITE_SYNCHRONOUS = "FULL"
+
+
+def engine_for(url: str, synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
+    """An engine for DATABASE_URL; SQLite gets WAL, durable commits, a busy timeout
+    and its folder. ``synchronous`` is for the benchmark that compares settings.
 
     Statement parameters are customers' names and words: SQLAlchemy keeps them
     out of its error messages, which end up in logs (``hide_parameters``).
     """
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"unknown SQLite synchronous setting {synchronous!r}")
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -43,7 +52,7 @@ def engine_for(url: str) -> Engine:
         def _pragmas(connection, _record):  # noqa: ANN001 - SQLAlchemy hook
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
