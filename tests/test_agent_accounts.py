@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from bot.brand import PROJECT_ROOT
 from bot.gateway.agents import sign_in
 from bot.gateway.agents.accounts import add_agent
-from bot.gateway.agents.sign_in import LoginThrottle, TooManyAttemptsError
+from bot.gateway.agents.sign_in import LoginThrottle
+from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import Store
 from bot.gateway.store.schema import inbox_sessions
 from tests.gateway_support import client, gateway_settings, inbox_sign_in, running_gateway
@@ -81,13 +82,13 @@ def test_the_throttle_counts_accounts_and_addresses_and_forgets_after_its_window
     throttle = LoginThrottle(per_account=2, per_address=3, window_seconds=60)
     throttle.failed("sam", "10.0.0.1", now=0)
     throttle.failed("sam", "10.0.0.2", now=1)
-    with pytest.raises(TooManyAttemptsError) as refused:
+    with pytest.raises(RateLimitedError) as refused:
         throttle.check("sam", "10.0.0.3", now=2)  # another address, the same account
     assert refused.value.retry_after == 58
     throttle.check("sam", "10.0.0.3", now=61)  # the window moved on
     for name in ("ann", "bo", "cy"):  # one address trying many accounts
         throttle.failed(name, "10.0.0.9", now=100)
-    with pytest.raises(TooManyAttemptsError):
+    with pytest.raises(RateLimitedError):
         throttle.check("dee", "10.0.0.9", now=101)
     throttle.succeeded("sam")
     throttle.check("sam", "10.0.0.1", now=101)

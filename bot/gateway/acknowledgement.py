@@ -24,3 +24,11 @@ def acknowledgement(profile: BrandProfile, first_name: Optional[str],
         return f"{hello} {who}, and I'm looking at it now."
     return (f"{hello} {who}. Our team is offline right now and back "
             f"{hours.describe_return(now)}, but I can help with most things straight away.")
+
+
+def slow_down(first_name: Optional[str]) -> str:
+    """Once per burst, to a customer sending faster than the bot takes messages in."""
+    name = f", {first_name}" if first_name else ""
+    return (f"I've got your messages{name}, and nothing you sent is lost. You're writing "
+            "faster than I can keep up, so I'll answer your latest message once you "
+            "pause for a moment. Our team can see everything you've sent.")

@@ -22,8 +22,10 @@ from bot.gateway.agents.sign_in import LoginThrottle
 from bot.gateway.channels.dm_api import API_CHANNELS, PollingChannel, dm_api
 from bot.gateway.channels.webchat import CHANNEL as WEBCHAT
 from bot.gateway.channels.webchat import webchat
+from bot.gateway.flood_control import FloodControl
 from bot.gateway.pipeline import Gateway, RetryPolicy
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.rate_limits import SlidingWindow
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
 from bot.gateway.web import install_error_handler, install_security_headers
@@ -41,6 +43,8 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         app.config.PROXIES_COUNT = 1
     app.ctx.settings = settings
     app.ctx.login_throttle = LoginThrottle()
+    app.ctx.bridge_requests = SlidingWindow(settings.bridge_requests_per_minute, 60.0)
+    app.ctx.chat_sessions = SlidingWindow(settings.chat_sessions_per_hour, 3600.0)
     app.ctx.api_channels = set(API_CHANNELS)
     app.blueprint(Blueprint.group(dm_api, agent_api, url_prefix="/api/v1"))
     app.blueprint(inbox)
@@ -54,7 +58,9 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     async def start(app: Sanic, _loop) -> None:  # noqa: ANN001
         store = Store(settings.database_url, ack_gap_seconds=settings.ack_gap_minutes * 60)
         rasa = RasaClient(settings.rasa_url, token=settings.rasa_token)
-        gateway = Gateway(store, rasa, profile or brand(), retry)
+        flood = FloodControl(settings.sender_messages_per_minute,
+                             settings.queued_messages_per_conversation)
+        gateway = Gateway(store, rasa, profile or brand(), retry, flood=flood)
         for name in (*API_CHANNELS, WEBCHAT):
             gateway.add_channel(PollingChannel(name))
         gateway.add_agent_surface(app.ctx.inbox_events)

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol
 
 from bot.brand import BrandProfile
-from bot.gateway.acknowledgement import acknowledgement
+from bot.gateway.acknowledgement import acknowledgement, slow_down
+from bot.gateway.flood_control import QUEUE_FULL_RETRY_SECONDS, FloodControl
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
 from bot.gateway.handoffs.intake import handoff_request
 from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
-from bot.gateway.store import Received, Store, StoredMessage
+from bot.gateway.rate_limits import RateLimitedError
+from bot.gateway.store import ConversationQueueFullError, Received, Store, StoredMessage
 from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers
 from bot.handoff_contract import rating_from_payload
@@ -72,12 +74,15 @@ class RetryPolicy:
 
 class Gateway:
     def __init__(self, store: Store, rasa: RasaClient, profile: BrandProfile,
-                 retry: Optional[RetryPolicy] = None, rasa_concurrency: int = 8) -> None:
+                 retry: Optional[RetryPolicy] = None, rasa_concurrency: int = 8,
+                 flood: Optional[FloodControl] = None) -> None:
         self.store = store  # synchronous: for scripts and tests off the event loop
         self.db = AsyncStore(store)  # the same store, for code on the event loop
         self.rasa = rasa
         self.profile = profile
         self.retry = retry or RetryPolicy()
+        self.flood = flood or FloodControl()
+        self._release_timers: Dict[str, asyncio.TimerHandle] = {}
         self.channels: Dict[str, Channel] = {}
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
@@ -94,8 +99,14 @@ class Gateway:
             self._outbox.notify(conversation_id)
         for conversation_id in await self.db.conversations_with_queued_inbound():
             self._inbound.notify(conversation_id)
+        # Bursts counted by a previous run are over: release what they held.
+        for conversation_id in await self.db.conversations_with_held_inbound():
+            self.flood.holding.add(conversation_id)
+            await self._release_held(conversation_id)
 
     async def stop(self) -> None:
+        for timer in self._release_timers.values():
+            timer.cancel()
         await self._inbound.stop()
         await self._outbox.stop()
         await self.handoffs.surfaces.drain()
@@ -109,26 +120,81 @@ class Gateway:
 
     # --- inbound ---------------------------------------------------------
     async def receive(self, message: InboundMessage,
-                      auto_reply: Optional[OutboundMessage] = None) -> Received:
+                      auto_reply: Optional[OutboundMessage] = None,
+                      hold_when_busy: bool = False) -> Received:
         """Store a customer's message and queue its acknowledgement; returns at once.
 
         ``auto_reply`` answers without Rasa, for what the NLU cannot read.
         Card numbers are cut to their last four digits first: nothing after
         this point (store, Rasa, agents, logs) ever holds a whole one.
+
+        Past the sender's limits (``flood_control.py``) this raises
+        RateLimitedError, storing nothing; with ``hold_when_busy`` (channels
+        that cannot ask the sender to retry) it stores the message held instead.
         """
+        conversation = message.conversation_id
+        wait = self.flood.wait(conversation)
+        if wait > 0 and not hold_when_busy:
+            raise RateLimitedError("this conversation is sending messages too fast", wait)
         message = dataclasses.replace(message, text=mask_cards(message.text))
         ack = OutboundMessage(acknowledgement(self.profile, message.first_name))
         score = rating_from_payload(message.payload)
         if score is not None:  # a satisfaction answer: stored here, thanked by the bot
-            await self.handoffs.record_csat(message.conversation_id, score)
+            await self.handoffs.record_csat(conversation, score)
         replies = self._fit(message.channel, [auto_reply]) if auto_reply else None
-        received = await self.db.receive(message, ack, replies)
-        if not received.duplicate:
-            if received.acknowledge or replies:
-                self._outbox.notify(message.conversation_id)
-            if not replies:
-                self._inbound.notify(message.conversation_id)
+        if wait > 0 and replies is not None:
+            replies = []  # a flood of photos gets one "slow down", not a reply each
+        notice = (OutboundMessage(slow_down(message.first_name))
+                  if hold_when_busy and conversation not in self.flood.warned else None)
+        try:
+            received = await self.db.receive(
+                message, ack, replies, hold=wait > 0, queue_cap=self.flood.queue_cap,
+                hold_when_full=hold_when_busy, hold_notice=notice)
+        except ConversationQueueFullError:
+            raise RateLimitedError("this conversation has too many messages waiting for an "
+                                   "answer", QUEUE_FULL_RETRY_SECONDS) from None
+        if received.duplicate:
+            return received
+        self.flood.counted(conversation)
+        if received.held:
+            if notice is not None:
+                self.flood.warned.add(conversation)
+            if replies is None:
+                self.flood.holding.add(conversation)
+                self._release_later(conversation)
+        else:
+            self.flood.calm(conversation)  # the store released what the burst held
+        if received.acknowledge or replies or (received.held and notice):
+            self._outbox.notify(conversation)
+        if replies is None and not received.held:
+            self._inbound.notify(conversation)
         return received
+
+    def _release_later(self, conversation_id: str) -> None:
+        """Release the held messages once the sender is under its rate again."""
+        if conversation_id in self._release_timers:
+            return
+        delay = max(0.05, self.flood.wait(conversation_id))
+        loop = asyncio.get_running_loop()
+        self._release_timers[conversation_id] = loop.call_later(
+            delay, lambda: loop.create_task(self._release_when_calm(conversation_id)))
+
+    async def _release_when_calm(self, conversation_id: str) -> None:
+        self._release_timers.pop(conversation_id, None)
+        if self.flood.wait(conversation_id) > 0:  # still flooding: look again later
+            self._release_later(conversation_id)
+            return
+        try:
+            await self._release_held(conversation_id)
+        except Exception:  # noqa: BLE001 - the next message or drain releases it instead
+            log.exception("could not release held messages of %s", conversation_id)
+
+    async def _release_held(self, conversation_id: str) -> None:
+        """Queue the newest held message for Rasa unless the queue is still full."""
+        if await self.db.release_held(conversation_id, self.flood.queue_cap):
+            return  # still full: the inbound worker releases it once the queue drains
+        self.flood.calm(conversation_id)
+        self._inbound.notify(conversation_id)
 
     def _fit(self, channel_name: str, replies: List[OutboundMessage]) -> List[OutboundMessage]:
         """Split replies to the channel's length limit, so each part is sent once."""
@@ -142,6 +208,8 @@ class Gateway:
         while True:
             row = await self.db.next_inbound(conversation_id)
             if row is None:
+                if conversation_id in self.flood.holding and not self.flood.wait(conversation_id):
+                    await self._release_held(conversation_id)  # drained: the held one's turn
                 return
             reply = await self._ask_rasa(row)
             replies = self._fit(row.channel, reply.messages)

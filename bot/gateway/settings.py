@@ -39,6 +39,11 @@ class Settings:
     # Behind one reverse proxy that terminates TLS: trust its X-Forwarded-Proto/For
     # (secure cookies, client addresses for sign-in throttling).
     trust_proxy: bool = False
+    # Abuse limits (0 turns one off); each gateway process counts its own.
+    sender_messages_per_minute: int = 20  # per conversation: 429, or held on Telegram
+    queued_messages_per_conversation: int = 20  # waiting for Rasa, per conversation
+    bridge_requests_per_minute: int = 600  # per DM API bridge credential
+    chat_sessions_per_hour: int = 30  # new web chats per client address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -74,6 +79,14 @@ class Settings:
             agent_api_token=text("AGENT_API_TOKEN"),
             trust_proxy=(text("TRUST_PROXY") or "off").lower() in {"1", "on", "true", "yes"},
             log_level=(text("GATEWAY_LOG_LEVEL") or cls.log_level).upper(),
+            sender_messages_per_minute=number(
+                "SENDER_MESSAGES_PER_MINUTE", cls.sender_messages_per_minute, int),
+            queued_messages_per_conversation=number(
+                "QUEUED_MESSAGES_PER_CONVERSATION", cls.queued_messages_per_conversation, int),
+            bridge_requests_per_minute=number(
+                "BRIDGE_REQUESTS_PER_MINUTE", cls.bridge_requests_per_minute, int),
+            chat_sessions_per_hour=number(
+                "CHAT_SESSIONS_PER_HOUR", cls.chat_sessions_per_hour, int),
         )
         if settings.log_level not in LOG_LEVELS:
             raise SettingsError(f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")

@@ -1,7 +1,7 @@
 """Helpers every HTTP surface shares: JSON in and out, timestamps, and error mapping.
 
 Handlers raise; one Sanic error handler (``install_error_handler``) turns the
-typed errors into responses: JSON ``{"error": ...}`` under ``/api/``, plain
+typed errors into responses: JSON ``{"error": ...}`` for the APIs, plain
 text for the web inbox's forms. Bad input is a 4xx, never a 500.
 """
 
@@ -15,6 +15,7 @@ from sanic import Request, Sanic, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.handoffs.errors import BotUnavailableError, HandoffError
+from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import StoredMessage
 from bot.gateway.store.schema import MAX_ID, is_row_id
 
@@ -48,6 +49,11 @@ def error(status: int, message: str) -> HTTPResponse:
     return response.json({"error": message}, status=status)
 
 
+def client_address(request: Request) -> str:
+    """Who is calling: the peer, or with TRUST_PROXY the client the proxy names."""
+    return request.remote_addr or request.ip or "?"
+
+
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -75,12 +81,17 @@ def install_error_handler(app: Sanic) -> None:
 
     async def refused(request: Request, exception: Exception) -> HTTPResponse:
         status = getattr(exception, "status", 400)
-        if request.path.startswith("/api/"):
-            return error(status, str(exception))
-        return response.text(INBOX_TEXT.get(type(exception), str(exception)), status=status)
+        if "/api/" in request.path:  # /api/v1/... and the web chat's /chat/api/...
+            result = error(status, str(exception))
+        else:
+            result = response.text(INBOX_TEXT.get(type(exception), str(exception)),
+                                   status=status)
+        if isinstance(exception, RateLimitedError):
+            result.headers["Retry-After"] = str(exception.retry_after)
+        return result
 
-    app.error_handler.add(HandoffError, refused)
-    app.error_handler.add(InvalidInputError, refused)
+    for refusal in (HandoffError, InvalidInputError, RateLimitedError):
+        app.error_handler.add(refusal, refused)
 
 
 # Pages are served by this app only: no framing (clickjacking), no plugins, no

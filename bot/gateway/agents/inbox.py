@@ -19,9 +19,11 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.agents import inbox_pages as pages
-from bot.gateway.agents.sign_in import LoginThrottle, TooManyAttemptsError, verify
+from bot.gateway.agents.sign_in import LoginThrottle, verify
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
+from bot.gateway.rate_limits import RateLimitedError
+from bot.gateway.web import client_address
 
 COOKIE = "inbox_session"
 SESSION_SECONDS = 12 * 3600
@@ -140,7 +142,7 @@ async def login(request: Request) -> HTTPResponse:
     throttle: LoginThrottle = request.app.ctx.login_throttle
     username = (request.form.get("username") or "").strip().lower()[:USERNAME_MAX]
     password = (request.form.get("password") or "")[:PASSWORD_MAX]
-    address = request.remote_addr or request.ip or "?"
+    address = client_address(request)
     expected = request.cookies.get(LOGIN_COOKIE) or ""
     given = request.form.get("csrf") or ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -148,7 +150,7 @@ async def login(request: Request) -> HTTPResponse:
                              status=403)
     try:
         throttle.check(username, address)
-    except TooManyAttemptsError as refused:
+    except RateLimitedError as refused:
         result = await login_page(request, str(refused))
         result.status = refused.status
         result.headers["Retry-After"] = str(refused.retry_after)

@@ -13,15 +13,15 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, Optional
+from typing import Any, Dict, Optional
 
 from bot.gateway.agents.accounts import check_password, hash_password
+from bot.gateway.rate_limits import RateLimitedError, SlidingWindow
 
 _HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hash")
 
@@ -31,14 +31,9 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-class TooManyAttemptsError(Exception):
-    """Too many failed sign-ins; try again after ``retry_after`` seconds."""
-
-    status = 429
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__("Too many attempts. Wait a few minutes, then try again.")
-        self.retry_after = max(1, int(retry_after + 0.999))
+def too_many_attempts(retry_after: float) -> RateLimitedError:
+    return RateLimitedError("Too many attempts. Wait a few minutes, then try again.",
+                            retry_after)
 
 
 @dataclass
@@ -48,35 +43,23 @@ class LoginThrottle:
     window_seconds: float = 900.0
 
     def __post_init__(self) -> None:
-        self._failures: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
+        self._accounts = SlidingWindow(self.per_account, self.window_seconds)
+        self._addresses = SlidingWindow(self.per_address, self.window_seconds)
 
     def check(self, username: str, address: str, now: Optional[float] = None) -> None:
-        """Raise TooManyAttemptsError while either count is over its limit."""
+        """Raise RateLimitedError while either count of failures is at its limit."""
         now = time.monotonic() if now is None else now
-        waits = [self._wait(f"account:{username}", self.per_account, now),
-                 self._wait(f"address:{address}", self.per_address, now)]
-        longest = max(waits)
+        longest = max(self._accounts.wait(username, now), self._addresses.wait(address, now))
         if longest > 0:
-            raise TooManyAttemptsError(longest)
+            raise too_many_attempts(longest)
 
     def failed(self, username: str, address: str, now: Optional[float] = None) -> None:
         now = time.monotonic() if now is None else now
-        for key in (f"account:{username}", f"address:{address}"):
-            self._failures[key].append(now)
+        self._accounts.add(username, now)
+        self._addresses.add(address, now)
 
     def succeeded(self, username: str) -> None:
-        self._failures.pop(f"account:{username}", None)
-
-    def _wait(self, key: str, limit: int, now: float) -> float:
-        failures = self._failures.get(key)
-        if not failures:
-            return 0.0
-        while failures and failures[0] <= now - self.window_seconds:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return 0.0
-        return failures[0] + self.window_seconds - now if len(failures) >= limit else 0.0
+        self._accounts.forget(username)
 
 
 async def verify(account: Optional[Dict[str, Any]], password: str) -> bool:

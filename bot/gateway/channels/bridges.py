@@ -35,6 +35,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from bot.gateway.credentials import bearer, digest
+from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import Bridge
 from bot.gateway.web import error
 
@@ -107,6 +108,8 @@ async def _signed(request: Request) -> Optional[Bridge]:
 def bridge_required(handler: Handler) -> Handler:
     """Refuse (401) unless a bridge is calling; the handler finds it in ``request.ctx.bridge``.
 
+    Each bridge may make BRIDGE_REQUESTS_PER_MINUTE calls (429 past that).
+
     The bridge's channels are narrowed to the DM API's own, so a Telegram or
     web chat conversation is never a bridge's, whatever its row says.
     """
@@ -116,6 +119,11 @@ def bridge_required(handler: Handler) -> Handler:
         bridge = await authenticate(request)
         if bridge is None:
             return error(401, REFUSED)
+        wait = request.app.ctx.bridge_requests.take(bridge.name)
+        if wait > 0:
+            raise RateLimitedError(f"bridge {bridge.name!r} is over its "
+                                   f"{request.app.ctx.settings.bridge_requests_per_minute} "
+                                   "requests a minute", wait)
         request.ctx.bridge_channels = bridge.channels & request.app.ctx.api_channels
         request.ctx.bridge = bridge
         return await handler(request, *args, **kwargs)

@@ -9,6 +9,9 @@ Updater confirms updates before handlers have run; this loop confirms an
 update (by advancing the offset) only after it is stored, so a crash loses
 nothing and Telegram's redelivery is absorbed by the store's idempotency.
 
+Telegram cannot be asked to resend later, so a customer over the flood limits
+has messages stored but held (``flood_control.py``), never refused.
+
 Replies go out as plain text (no parse_mode), so *, _ and <b> reach the
 customer exactly as written; long text is split at Telegram's limit.
 """
@@ -168,14 +171,16 @@ class TelegramChannel:
             metadata={"username": user.username} if user and user.username else {},
         )
         if message.text:
-            await self.gateway.receive(InboundMessage(text=message.text, **common))
+            await self.gateway.receive(InboundMessage(text=message.text, **common),
+                                       hold_when_busy=True)
             return
         kind = _media_kind(message)
         log.info("Telegram: %s from chat %s answered without NLU", kind,
                  update.effective_chat.id)
         text = f"[{kind}]" + (f" {inbound_text}" if inbound_text else "")
         await self.gateway.receive(InboundMessage(text=text, **common),
-                                   auto_reply=OutboundMessage(UNSUPPORTED_REPLY))
+                                   auto_reply=OutboundMessage(UNSUPPORTED_REPLY),
+                                   hold_when_busy=True)
 
     async def _on_callback(self, update: Update, context) -> None:  # noqa: ANN001
         query = update.callback_query
@@ -192,7 +197,7 @@ class TelegramChannel:
             channel=CHANNEL, external_id=str(query.message.chat.id),
             channel_message_id=f"callback:{query.id}", text=title, payload=query.data,
             sender_name=query.from_user.first_name if query.from_user else None,
-        ))
+        ), hold_when_busy=True)
 
     async def _on_group_message(self, update: Update, context) -> None:  # noqa: ANN001
         chat = update.effective_chat

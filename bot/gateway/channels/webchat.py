@@ -22,7 +22,8 @@ from sanic.response import HTTPResponse
 
 from bot.gateway.credentials import bearer, digest, matches, new_secret
 from bot.gateway.messages import InboundMessage, InvalidMessageError, conversation_id
-from bot.gateway.web import after_arg, error, json_body, message_json
+from bot.gateway.rate_limits import RateLimitedError
+from bot.gateway.web import after_arg, client_address, error, json_body, message_json
 
 PAGE = Path(__file__).parent.parent / "static" / "webchat.html"
 CHANNEL = "webchat"
@@ -41,7 +42,13 @@ async def page(request: Request) -> HTTPResponse:
 
 @webchat.post("/api/sessions")
 async def start(request: Request) -> HTTPResponse:
-    """A new chat: its id and secret, shown once (only the digest is stored)."""
+    """A new chat: its id and secret, shown once (only the digest is stored).
+
+    CHAT_SESSIONS_PER_HOUR per client address, so nobody fills the store with chats.
+    """
+    wait = request.app.ctx.chat_sessions.take(client_address(request))
+    if wait > 0:
+        raise RateLimitedError("too many new chats from this address; try again later", wait)
     session, secret = secrets.token_urlsafe(16), new_secret()
     await request.app.ctx.gateway.db.open_chat(session, digest(secret))
     return response.json({"session": session, "secret": secret}, status=201)

@@ -21,11 +21,17 @@ from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
 from bot.gateway.store.customers import CustomerDataStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
 from bot.gateway.store.marks import MarkStore
-from bot.gateway.store.queue import QueueStore, Received, StoredMessage
+from bot.gateway.store.queue import (
+    ConversationQueueFullError,
+    QueueStore,
+    Received,
+    StoredMessage,
+)
 from bot.gateway.store.webchat import WebchatStore
 
 __all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequest",
-           "Received", "Store", "StoreBase", "StoredMessage", "engine_for"]
+           "ConversationQueueFullError", "Received", "Store", "StoreBase", "StoredMessage",
+           "engine_for"]
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,

@@ -14,12 +14,24 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.gateway.messages import Button, InboundMessage, OutboundMessage
 from bot.gateway.store.base import StoreBase
 from bot.gateway.store.handoffs import HandoffRequest, insert_handoff
-from bot.gateway.store.schema import DONE, FAILED, QUEUED, SENT, conversations, handoffs, messages
+from bot.gateway.store.schema import (
+    DONE,
+    FAILED,
+    HELD,
+    QUEUED,
+    SENT,
+    SKIPPED,
+    conversations,
+    handoffs,
+    messages,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,11 @@ class Received:
     message_id: int
     duplicate: bool
     acknowledge: bool  # first message, or the first after a quiet gap
+    held: bool = False  # flood control: kept from Rasa (or auto-answered silently)
+
+
+class ConversationQueueFullError(Exception):
+    """So many of this conversation's messages wait for Rasa that no more are taken."""
 
 
 
@@ -64,12 +81,21 @@ class QueueStore(StoreBase):
     # --- inbound ---------------------------------------------------------
     def receive(self, message: InboundMessage, ack: Optional[OutboundMessage] = None,
                 auto_reply: Optional[List[OutboundMessage]] = None,
-                now: Optional[float] = None) -> Received:
+                now: Optional[float] = None, hold: bool = False,
+                queue_cap: int = 0, hold_when_full: bool = False,
+                hold_notice: Optional[OutboundMessage] = None) -> Received:
         """Store an inbound message once; queue ``ack`` if this one needs acknowledging.
 
         Acknowledge the first message of a conversation and the first after a
         quiet gap, not every message of a burst. With ``auto_reply`` the message
-        is answered without Rasa (e.g. a photo the NLU cannot read), atomically.
+        is answered without Rasa (e.g. a photo the NLU cannot read), atomically;
+        an empty ``auto_reply`` marks it answered and sends nothing.
+
+        Flood control: with ``hold`` the message is stored HELD, not queued for
+        Rasa. When ``queue_cap`` (0: none) messages already wait for Rasa, it is
+        held if ``hold_when_full``, else refused with ConversationQueueFullError.
+        ``hold_notice`` is queued with a held message (the "slow down" reply).
+        An unheld message first releases what the conversation held.
         """
         now = now or time.time()
         conv_id = message.conversation_id
@@ -83,6 +109,13 @@ class QueueStore(StoreBase):
             ).scalar()
             if existing is not None:
                 return Received(existing, duplicate=True, acknowledge=False)
+            if queue_cap and not hold and auto_reply is None:
+                if self._waiting_for_rasa(db, conv_id) >= queue_cap:
+                    if not hold_when_full:
+                        raise ConversationQueueFullError(conv_id)
+                    hold = True
+            if not hold and auto_reply is None:  # the burst is over: what it held goes first
+                self._release(db, conv_id, now)
             try:
                 with db.begin_nested():
                     db.execute(conversations.insert().values(
@@ -110,8 +143,9 @@ class QueueStore(StoreBase):
                         conversation_id=conv_id, direction="in", kind="message",
                         channel_message_id=message.channel_message_id, text=message.text,
                         payload=message.payload, meta=json.dumps(message.metadata),
-                        status=DONE if auto_reply else QUEUED, attempts=0, created_at=now,
-                        done_at=now if auto_reply else None,
+                        status=DONE if auto_reply is not None else HELD if hold else QUEUED,
+                        attempts=0, created_at=now,
+                        done_at=now if auto_reply is not None else None,
                     )).inserted_primary_key[0]
             except IntegrityError:  # a concurrent redelivery won the race
                 existing = db.execute(sa.select(messages.c.id).where(
@@ -122,7 +156,48 @@ class QueueStore(StoreBase):
                 self._insert_outbound(db, conv_id, "ack", ack, now)
             for reply in auto_reply or []:
                 self._insert_outbound(db, conv_id, "reply", reply, now)
-        return Received(message_id, duplicate=False, acknowledge=acknowledge)
+            if hold and hold_notice is not None:
+                self._insert_outbound(db, conv_id, "reply", hold_notice, now)
+        return Received(message_id, duplicate=False, acknowledge=acknowledge, held=hold)
+
+    def _waiting_for_rasa(self, db: Connection, conversation_id: str) -> int:
+        return db.execute(sa.select(sa.func.count()).select_from(messages).where(
+            messages.c.conversation_id == conversation_id, messages.c.direction == "in",
+            messages.c.status == QUEUED)).scalar_one()
+
+    def release_held(self, conversation_id: str, queue_cap: int = 0,
+                     now: Optional[float] = None) -> int:
+        """The burst passed: queue the newest held message, skip the older ones.
+
+        One answer to the latest message serves a flood; the skipped ones stay
+        in the transcript for agents. Nothing is released while ``queue_cap``
+        (0: none) messages still wait for Rasa. Returns how many stay held.
+        """
+        with self._write() as db:
+            if queue_cap and self._waiting_for_rasa(db, conversation_id) >= queue_cap:
+                return db.execute(sa.select(sa.func.count()).select_from(messages).where(
+                    self._held(conversation_id))).scalar_one()
+            self._release(db, conversation_id, now or time.time())
+        return 0
+
+    @staticmethod
+    def _held(conversation_id: str) -> ColumnElement:
+        return sa.and_(messages.c.conversation_id == conversation_id,
+                       messages.c.direction == "in", messages.c.status == HELD)
+
+    def _release(self, db: Connection, conversation_id: str, now: float) -> None:
+        held = db.execute(sa.select(messages.c.id).where(self._held(conversation_id))
+                          .order_by(messages.c.id)).scalars().all()
+        if not held:
+            return
+        db.execute(messages.update().where(messages.c.id.in_(held[:-1]))
+                   .values(status=SKIPPED, done_at=now))
+        db.execute(messages.update().where(messages.c.id == held[-1]).values(status=QUEUED))
+
+    def conversations_with_held_inbound(self) -> List[str]:
+        with self._read() as db:
+            return list(db.execute(sa.select(messages.c.conversation_id).distinct().where(
+                messages.c.direction == "in", messages.c.status == HELD)).scalars())
 
     def next_inbound(self, conversation_id: str) -> Optional[StoredMessage]:
         """The oldest unprocessed message of a conversation (strict order)."""

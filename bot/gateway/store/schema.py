@@ -39,7 +39,7 @@ messages = sa.Table(
     sa.Column("buttons", sa.Text),  # outbound: JSON list of {title, payload}
     sa.Column("image", sa.Text),
     sa.Column("meta", sa.Text),  # inbound: JSON channel metadata
-    sa.Column("status", sa.String(16), nullable=False),  # queued | done | sent | failed
+    sa.Column("status", sa.String(16), nullable=False),  # see the statuses below
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
@@ -143,6 +143,10 @@ sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
 QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
+# Inbound only: kept from Rasa while the sender floods (HELD); when the burst
+# passes the newest held message is queued and the rest are SKIPPED (stored,
+# shown to agents, never a Rasa turn of their own).
+HELD, SKIPPED = "held", "skipped"
 # Row ids fit a 32-bit integer column everywhere; a larger id names no row (and
 # would overflow the database driver instead of simply not matching).
 MAX_ID = 2**31 - 1
