@@ -11,7 +11,7 @@ RASA_DATA := data config.yml domain.yml
 # Rasa's endpoints (its tracker store) for export, forget and purge; production: endpoints.production.yml
 ENDPOINTS ?= endpoints.yml
 
-.PHONY: help install browser train run shell agent agents bridge export forget purge test lint validate evaluate review \
+.PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
         import-review deploy-model clean bench
 
 help: ## List the commands
@@ -77,6 +77,9 @@ forget: install ## Erase a customer's data from the gateway and Rasa: make forge
 
 purge: install ## Erase conversations idle for RETENTION_DAYS days (default 365; run it daily)
 	$(BIN)/python -m bot.customer_data --endpoints "$(ENDPOINTS)" purge
+
+redrive: install ## Dead letters (messages given up on): make redrive [ACTION=list] [CONVERSATION=telegram:5551001]
+	$(BIN)/python -m bot.gateway.redrive $(or $(ACTION),run) $(if $(CONVERSATION),--conversation "$(CONVERSATION)")
 
 shell: install ## Talk to the running bot (start it with `make run` first)
 	$(BIN)/python -m bot.shell

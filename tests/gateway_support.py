@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import uuid
@@ -30,7 +31,8 @@ from bot.handoff_contract import RATING_SCALE, RESOLVED_INTENT, rating_payload
 # in test mode (it keeps the original methods its touch-up step rewrites).
 Sanic.test_mode = True
 
-FAST_RETRY = RetryPolicy(first_delay=0.05, max_delay=0.3, max_send_attempts=5)
+# Deliveries give up after 5 s; Rasa is waited for as in production (an hour).
+FAST_RETRY = RetryPolicy(first_delay=0.05, max_delay=0.3, delivery_give_up_after=5.0)
 
 
 def free_port() -> int:
@@ -51,6 +53,9 @@ class RasaStandIn:
     handed_back: List[str] = field(default_factory=list)  # senders, per hand-back event
     api_calls: List[Dict[str, Any]] = field(default_factory=list)  # path and token, per call
     hand_back_fails: bool = False  # e.g. the action server is down: Rasa answers 500
+    answers_garbage: bool = False  # a 200 that is not JSON (a proxy's error page, say)
+    turns: Dict[str, Any] = field(default_factory=dict)  # message_id -> replies, as the tracker
+    replayed: List[str] = field(default_factory=list)  # message_ids answered from "the tracker"
     in_flight: int = 0
     max_in_flight: int = 0
     _runner: Optional[web.AppRunner] = None
@@ -61,7 +66,7 @@ class RasaStandIn:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", self._webhook)
+        app.router.add_post("/webhooks/gateway/webhook", self._webhook)
         app.router.add_post("/conversations/{sender}/tracker/events", self._events)
         app.router.add_post("/conversations/{sender}/trigger_intent", self._trigger)
         self._runner = web.AppRunner(app)
@@ -77,7 +82,20 @@ class RasaStandIn:
         return [r["message"] for r in self.received if r["sender"] == sender]
 
     async def _webhook(self, request: web.Request) -> web.Response:
+        """Like bot/rasa_channel.py: a retry of a message already handled is replayed."""
         body = await request.json()
+        message_id = body.get("message_id")
+        if body.get("retry") and message_id in self.turns:
+            self.replayed.append(message_id)
+            return web.json_response(self.turns[message_id])
+        if self.answers_garbage:
+            return web.Response(text="<html>Bad gateway</html>", content_type="text/html")
+        response = await self._answer(body)
+        if message_id:
+            self.turns[message_id] = json.loads(response.body)
+        return response
+
+    async def _answer(self, body: Dict[str, Any]) -> web.Response:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -141,9 +159,10 @@ class RasaStandIn:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[Any]:
+async def running_gateway(settings: Settings,
+                          retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Any]:
     """The gateway app serving on settings.port; yields the app (ctx.gateway inside)."""
-    app = create_app(settings, retry=FAST_RETRY)
+    app = create_app(settings, retry=retry)
     server = await app.create_server(host=settings.host, port=settings.port,
                                      return_asyncio_server=True, access_log=False)
     await server.startup()

@@ -32,3 +32,10 @@ def slow_down(first_name: Optional[str]) -> str:
     return (f"I've got your messages{name}, and nothing you sent is lost. You're writing "
             "faster than I can keep up, so I'll answer your latest message once you "
             "pause for a moment. Our team can see everything you've sent.")
+
+
+def passed_to_team(first_name: Optional[str]) -> str:
+    """When the bot could not answer for too long and a person takes over."""
+    name = f", {first_name}" if first_name else ""
+    return (f"Sorry for the wait{name}. I'm having trouble answering right now, so I've "
+            "passed your message to our team, and a person will reply here.")

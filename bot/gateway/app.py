@@ -57,10 +57,13 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     @app.before_server_start
     async def start(app: Sanic, _loop) -> None:  # noqa: ANN001
         store = Store(settings.database_url, ack_gap_seconds=settings.ack_gap_minutes * 60)
-        rasa = RasaClient(settings.rasa_url, token=settings.rasa_token)
+        rasa = RasaClient(settings.rasa_url, token=settings.rasa_token,
+                          timeout=settings.rasa_timeout_seconds)
         flood = FloodControl(settings.sender_messages_per_minute,
                              settings.queued_messages_per_conversation)
-        gateway = Gateway(store, rasa, profile or brand(), retry, flood=flood)
+        gateway = Gateway(store, rasa, profile or brand(), retry or RetryPolicy(
+            bot_give_up_after=settings.bot_retry_minutes * 60,
+            delivery_give_up_after=settings.delivery_retry_hours * 3600), flood=flood)
         for name in (*API_CHANNELS, WEBCHAT):
             gateway.add_channel(PollingChannel(name))
         gateway.add_agent_surface(app.ctx.inbox_events)

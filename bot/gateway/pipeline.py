@@ -10,6 +10,18 @@ Agents' actions are not here: they live in the handoff desk (``handoffs/``).
 Rasa being slow or down delays only the real answer: the acknowledgement
 needs nothing but the store, and unprocessed messages wait in the store
 until Rasa answers again (also across gateway restarts).
+
+Failures retry with capped exponential backoff for a while (RetryPolicy):
+a customer message Rasa cannot answer for ``bot_give_up_after`` seconds, or
+a reply the channel cannot take for ``delivery_give_up_after``, becomes a
+dead letter (status ``dead``), a person is asked to step in with a
+``bot_failed`` / ``delivery_failed`` handoff, and the conversation moves on
+to its next message. ``make redrive`` queues dead letters again.
+
+Each message reaches Rasa once: its row is marked before the call, and a
+send after that mark (a retry, a restart, a crash) says so, so Rasa's channel
+(bot/rasa_channel.py) answers it from the tracker instead of running it
+again. Stopping drains: calls in flight finish, backoff waits end at once.
 """
 
 from __future__ import annotations
@@ -18,21 +30,27 @@ import asyncio
 import dataclasses
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol
 
 from bot.brand import BrandProfile
-from bot.gateway.acknowledgement import acknowledgement, slow_down
+from bot.gateway.acknowledgement import acknowledgement, passed_to_team, slow_down
 from bot.gateway.flood_control import QUEUE_FULL_RETRY_SECONDS, FloodControl
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
-from bot.gateway.handoffs.intake import handoff_request
+from bot.gateway.handoffs.intake import (
+    BOT_FAILED,
+    DELIVERY_FAILED,
+    failure_handoff,
+    handoff_request,
+)
 from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import ConversationQueueFullError, Received, Store, StoredMessage
 from bot.gateway.store.facade import AsyncStore
-from bot.gateway.workers import KeyedWorkers
+from bot.gateway.workers import KeyedWorkers, ShuttingDownError
 from bot.handoff_contract import rating_from_payload
 from bot.privacy import mask_cards
 
@@ -43,9 +61,10 @@ class SendError(Exception):
     """A channel could not deliver a message."""
 
     def __init__(self, reason: str, permanent: bool = False,
-                 retry_after: Optional[float] = None) -> None:
+                 retry_after: Optional[float] = None, blocked: bool = False) -> None:
         super().__init__(reason)
-        self.permanent = permanent  # e.g. the customer blocked the bot
+        self.permanent = permanent or blocked  # retrying cannot help (e.g. a bad request)
+        self.blocked = blocked  # the customer blocked the bot: nobody can reach them here
         self.retry_after = retry_after  # the channel asked us to wait this long
 
 
@@ -64,12 +83,25 @@ class Channel(Protocol):
 @dataclass
 class RetryPolicy:
     first_delay: float = 0.5
-    max_delay: float = 30.0
-    max_send_attempts: int = 8
+    max_delay: float = 300.0  # at most five minutes between tries
+    bot_give_up_after: float = 3600.0  # BOT_RETRY_MINUTES: then a person answers
+    delivery_give_up_after: float = 24 * 3600.0  # DELIVERY_RETRY_HOURS: Telegram keeps 24 h
 
     def delay(self, attempt: int) -> float:
         base = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
         return base * (0.8 + 0.4 * random.random())  # jitter: don't retry in lockstep
+
+
+class GaveUpError(Exception):
+    """A message failed for longer than the retry policy allows (the text: the last error)."""
+
+
+# How long stopping waits for calls in flight before cancelling them (a cancelled
+# Rasa call is safe to redo: the next send is marked as a retry).
+DRAIN_SECONDS = 30.0
+# How often the store is checked for queued work nobody here was told about:
+# messages `make redrive` requeued, or work left by a failed drain or process.
+SWEEP_SECONDS = 5.0
 
 
 class Gateway:
@@ -83,6 +115,8 @@ class Gateway:
         self.retry = retry or RetryPolicy()
         self.flood = flood or FloodControl()
         self._release_timers: Dict[str, asyncio.TimerHandle] = {}
+        self._stopping = asyncio.Event()
+        self._sweeper: Optional[asyncio.Task] = None
         self.channels: Dict[str, Channel] = {}
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
@@ -103,12 +137,29 @@ class Gateway:
         for conversation_id in await self.db.conversations_with_held_inbound():
             self.flood.holding.add(conversation_id)
             await self._release_held(conversation_id)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._wait(SWEEP_SECONDS)
+                for conversation_id in await self.db.conversations_with_queued_outbound():
+                    self._outbox.notify(conversation_id)
+                for conversation_id in await self.db.conversations_with_queued_inbound():
+                    self._inbound.notify(conversation_id)
+            except ShuttingDownError:
+                return
+            except Exception:  # noqa: BLE001 - e.g. the database is down: look again later
+                log.exception("looking for queued work failed")
 
     async def stop(self) -> None:
+        """Drain: no new work, waits cut short, calls in flight finish (up to DRAIN_SECONDS)."""
+        self._stopping.set()
         for timer in self._release_timers.values():
             timer.cancel()
-        await self._inbound.stop()
-        await self._outbox.stop()
+        if self._sweeper is not None:
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await asyncio.gather(self._inbound.stop(DRAIN_SECONDS), self._outbox.stop(DRAIN_SECONDS))
         await self.handoffs.surfaces.drain()
         await self.rasa.close()
 
@@ -205,13 +256,17 @@ class Gateway:
         self.handoffs.add_surface(surface)
 
     async def _process_conversation(self, conversation_id: str) -> None:
-        while True:
+        while not self._stopping.is_set():
             row = await self.db.next_inbound(conversation_id)
             if row is None:
                 if conversation_id in self.flood.holding and not self.flood.wait(conversation_id):
                     await self._release_held(conversation_id)  # drained: the held one's turn
                 return
-            reply = await self._ask_rasa(row)
+            try:
+                reply = await self._ask_rasa(row)
+            except GaveUpError as failure:
+                await self._give_up_inbound(row, str(failure))
+                continue
             replies = self._fit(row.channel, reply.messages)
             handoff = handoff_request(reply.handoff, self.profile) if reply.handoff else None
             handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
@@ -222,28 +277,64 @@ class Gateway:
                 await self.handoffs.customer_wrote(conversation_id, row)
 
     async def _ask_rasa(self, row: StoredMessage) -> RasaReply:
-        """Rasa's replies to one message, retrying (in order) until Rasa answers."""
+        """Rasa's replies to one message, retrying until Rasa answers or GaveUpError."""
         channel = self.channels.get(row.channel)
+        sent_before = row.attempts > 0  # an earlier run (or one that died) may have sent it
+        patience = self.retry.bot_give_up_after
+        if row.last_error and self._past(row, patience):  # failing since before a restart
+            raise GaveUpError(row.last_error)
         attempt = 0
         while True:
             attempt += 1
             if channel is not None:
                 await _best_effort(channel.typing(row.external_id))
             metadata = {"first_name": row.customer_name, "channel": row.channel, **row.meta}
-            try:
-                async with self._rasa_slots:
-                    return await self.rasa.send(row.conversation_id, row.payload or row.text,
-                                                metadata)
-            except RasaUnavailableError as error:
-                delay = self.retry.delay(attempt)
-                log.warning("Rasa unavailable for %s (%s); retrying in %.1fs",
-                            row.conversation_id, error, delay)
-                await self.db.record_attempt(row.id, str(error))
-                await asyncio.sleep(delay)
+            async with self._rasa_slots:
+                await self.db.started_inbound(row.id)
+                try:
+                    return await self.rasa.send(
+                        row.conversation_id, row.payload or row.text, metadata,
+                        message_id=f"gw-{row.id}", retry=sent_before or attempt > 1)
+                except RasaUnavailableError as error:
+                    error_text = str(error)
+            await self.db.note_error(row.id, error_text)
+            if self._past(row, patience):
+                raise GaveUpError(error_text)
+            delay = self.retry.delay(attempt)
+            log.warning("Rasa unavailable for message %s (%s); retrying in %.1fs",
+                        row.id, error_text, delay)
+            await self._wait(delay)
+
+    @staticmethod
+    def _past(row: StoredMessage, patience: float) -> bool:
+        return time.time() - row.queued_at > patience
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep, unless the gateway stops first: then ShuttingDownError."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            return
+        raise ShuttingDownError()
+
+    async def _give_up_inbound(self, row: StoredMessage, error: str) -> None:
+        minutes = round(self.retry.bot_give_up_after / 60)
+        log.error("giving up on message %s after %d min: %s", row.id, minutes, error)
+        handoff = failure_handoff(
+            BOT_FAILED, f"The bot could not answer this message for {minutes} min "
+                        f"({_short(error)}). Please answer the customer.", self.profile)
+        handoff_id = await self.db.dead_letter(
+            row.id, error, handoff,
+            notice=OutboundMessage(passed_to_team(row.customer_name)))
+        self._outbox.notify(row.conversation_id)
+        if handoff_id is not None:
+            await self.handoffs.opened(handoff_id)
+        else:
+            await self.handoffs.customer_wrote(row.conversation_id, row)
 
     # --- outbound --------------------------------------------------------
     async def _deliver_conversation(self, conversation_id: str) -> None:
-        while True:
+        while not self._stopping.is_set():
             row = await self.db.next_outbound(conversation_id)
             if row is None:
                 return
@@ -252,8 +343,7 @@ class Gateway:
     async def _deliver(self, row: StoredMessage) -> None:
         channel = self.channels.get(row.channel)
         if channel is None:
-            log.error("no channel %r to deliver message %s", row.channel, row.id)
-            await self.db.mark_failed(row.id, "channel not configured")
+            await self._give_up_outbound(row, f"channel {row.channel!r} is not configured")
             return
         attempt = row.attempts
         while True:
@@ -261,17 +351,32 @@ class Gateway:
             try:
                 channel_id = await channel.send(row.external_id, row.outbound)
             except SendError as error:
-                if error.permanent or attempt >= self.retry.max_send_attempts:
-                    log.warning("giving up on message %s to %s: %s", row.id,
-                                row.conversation_id, error)
+                if error.blocked:  # their choice: recorded, not an alert for agents
+                    log.info("reply %s not delivered: the customer blocked the bot", row.id)
                     await self.db.mark_failed(row.id, str(error))
+                    return
+                if error.permanent or self._past(row, self.retry.delivery_give_up_after):
+                    await self._give_up_outbound(row, str(error))
                     return
                 delay = error.retry_after or self.retry.delay(attempt)
                 await self.db.record_attempt(row.id, str(error))
-                await asyncio.sleep(delay)
+                await self._wait(delay)
                 continue
             await self.db.mark_sent(row.id, channel_id)
             return
+
+    async def _give_up_outbound(self, row: StoredMessage, error: str) -> None:
+        log.warning("giving up on reply %s to %s: %s", row.id, row.conversation_id, error)
+        handoff = failure_handoff(
+            DELIVERY_FAILED, f"A reply could not be delivered ({_short(error)}). The "
+                             "customer may need another way to hear from us.", self.profile)
+        handoff_id = await self.db.dead_letter(row.id, error, handoff)
+        if handoff_id is not None:
+            await self.handoffs.opened(handoff_id)
+
+
+def _short(error: Optional[str]) -> str:
+    return (error or "no answer").splitlines()[0][:160]
 
 
 async def _best_effort(awaitable) -> None:  # noqa: ANN001

@@ -1,5 +1,13 @@
-"""Talking to the Rasa server: customers' messages through its REST channel,
+"""Talking to the Rasa server: customers' messages through our own channel
+(``bot/rasa_channel.py``: each message one turn, however often it is sent),
 the hand-back after a handoff through its HTTP API (``--enable-api``).
+
+Timeout: Rasa's worst case for one message is its wait for the action server
+(rasa.utils.endpoints DEFAULT_REQUEST_TIMEOUT, 300 s) on top of the NLU, so
+the client waits longer (``RASA_TIMEOUT_SECONDS``, 330 s) and Rasa gives up
+first. A model is loaded before Rasa takes messages (and a new one is swapped
+in behind the old), so loading never adds to a call. Should a call still time
+out, its retry is safe: the channel finds the message in the tracker.
 
 The HTTP API is guarded by Rasa's ``--auth-token``. Rasa 3.6 reads that token
 only from the ``token`` query parameter (``requires_auth`` in rasa/server.py;
@@ -37,18 +45,31 @@ class UnaddressableConversationError(RasaUnavailableError):
     """
 
 
+DEFAULT_TIMEOUT_SECONDS = 330.0
+
+
 class RasaClient:
-    def __init__(self, url: str, timeout: float = 60.0, token: Optional[str] = None) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 token: Optional[str] = None) -> None:
         self.base = url.rstrip("/")
-        self.webhook = self.base + "/webhooks/rest/webhook"
-        self._client = httpx.AsyncClient(timeout=timeout)
+        self.webhook = self.base + "/webhooks/gateway/webhook"
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
         self._api_params = {"token": token} if token else {}
+        self._channel_headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def send(self, conversation_id: str, text: str,
-                   metadata: Optional[Dict[str, Any]] = None) -> RasaReply:
-        """One customer message in; the bot's replies, and a handoff request if any."""
-        body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
-        replies: List[Dict[str, Any]] = await self._post(self.webhook, body)
+                   metadata: Optional[Dict[str, Any]] = None, message_id: str = "",
+                   retry: bool = False) -> RasaReply:
+        """One customer message in; the bot's replies, and a handoff request if any.
+
+        ``message_id`` is the gateway's, unique per message; ``retry`` says this
+        message may have reached Rasa before, so Rasa looks it up first.
+        """
+        body = {"sender": conversation_id, "message": text, "metadata": metadata or {},
+                "message_id": message_id, "retry": retry}
+        replies = await self._post(self.webhook, body, headers=self._channel_headers)
+        if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
+            raise RasaUnavailableError("Rasa's answer is not a list of messages")
         handoff = next((payload for payload in (HandoffPayload.from_custom(r.get("custom"))
                                                 for r in replies) if payload), None)
         return RasaReply(_messages(replies), handoff)
@@ -74,10 +95,11 @@ class RasaClient:
                                      {"name": RESOLVED_INTENT}, params=api)
         return _messages(triggered.get("messages") or [])
 
-    async def _post(self, url: str, body: Any, params: Optional[Dict[str, str]] = None) -> Any:
+    async def _post(self, url: str, body: Any, params: Optional[Dict[str, str]] = None,
+                    headers: Optional[Dict[str, str]] = None) -> Any:
         """Rasa's JSON answer; RasaUnavailableError when there is none to be had."""
         try:
-            response = await self._client.post(url, json=body, params=params)
+            response = await self._client.post(url, json=body, params=params, headers=headers)
         except httpx.HTTPError as error:
             raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
         if response.status_code >= 400:

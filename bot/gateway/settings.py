@@ -44,6 +44,10 @@ class Settings:
     queued_messages_per_conversation: int = 20  # waiting for Rasa, per conversation
     bridge_requests_per_minute: int = 600  # per DM API bridge credential
     chat_sessions_per_hour: int = 30  # new web chats per client address
+    # Retrying, then giving up (a dead letter and a handoff to a person).
+    bot_retry_minutes: float = 60.0  # a customer message Rasa cannot answer
+    delivery_retry_hours: float = 24.0  # a reply the channel will not take
+    rasa_timeout_seconds: float = 330.0  # longer than Rasa's own worst case (rasa_client.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -87,6 +91,9 @@ class Settings:
                 "BRIDGE_REQUESTS_PER_MINUTE", cls.bridge_requests_per_minute, int),
             chat_sessions_per_hour=number(
                 "CHAT_SESSIONS_PER_HOUR", cls.chat_sessions_per_hour, int),
+            bot_retry_minutes=number("BOT_RETRY_MINUTES", cls.bot_retry_minutes),
+            delivery_retry_hours=number("DELIVERY_RETRY_HOURS", cls.delivery_retry_hours),
+            rasa_timeout_seconds=number("RASA_TIMEOUT_SECONDS", cls.rasa_timeout_seconds),
         )
         if settings.log_level not in LOG_LEVELS:
             raise SettingsError(f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")

@@ -219,7 +219,7 @@ class TelegramChannel:
         except RetryAfter as error:
             raise SendError(str(error), retry_after=_seconds(error.retry_after)) from None
         except Forbidden as error:  # blocked by the user, or kicked
-            raise SendError(str(error), permanent=True) from None
+            raise SendError(str(error), blocked=True) from None
         except BadRequest as error:
             raise SendError(str(error), permanent=True) from None
         except NetworkError as error:  # timeouts and 5xx

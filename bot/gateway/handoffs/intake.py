@@ -18,3 +18,15 @@ def handoff_request(payload: HandoffPayload, profile: BrandProfile,
     return HandoffRequest(reason=payload.reason, priority=payload.priority,
                           summary=payload.summary, sla_due_at=due.timestamp(),
                           context=payload.context)
+
+
+# Handoffs the gateway opens itself, when it has given up on a message.
+BOT_FAILED = "bot_failed"  # Rasa (or the store) failed a customer message for too long
+DELIVERY_FAILED = "delivery_failed"  # a reply could not be delivered to the customer
+
+
+def failure_handoff(reason: str, summary: str, profile: BrandProfile,
+                    now: Optional[datetime] = None) -> HandoffRequest:
+    """A high-priority handoff for a message the gateway gave up on."""
+    return handoff_request(HandoffPayload(reason=reason, priority="high", summary=summary),
+                           profile, now)

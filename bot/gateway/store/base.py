@@ -102,6 +102,6 @@ class StoreBase:
         return db.execute(messages.insert().values(
             conversation_id=conversation_id, direction="out", kind=kind, text=message.text,
             buttons=buttons if message.buttons else None, image=message.image,
-            status=QUEUED, attempts=0, created_at=now,
+            status=QUEUED, attempts=0, created_at=now, queued_at=now,
         )).inserted_primary_key[0]
 

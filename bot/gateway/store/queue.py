@@ -22,6 +22,7 @@ from bot.gateway.messages import Button, InboundMessage, OutboundMessage
 from bot.gateway.store.base import StoreBase
 from bot.gateway.store.handoffs import HandoffRequest, insert_handoff
 from bot.gateway.store.schema import (
+    DEAD,
     DONE,
     FAILED,
     HELD,
@@ -66,6 +67,8 @@ class StoredMessage:
     channel: str
     external_id: str
     customer_name: Optional[str]
+    queued_at: float = 0.0  # when it (re)entered the queue; retries give up after a while
+    last_error: Optional[str] = None
 
     @property
     def outbound(self) -> OutboundMessage:
@@ -144,7 +147,7 @@ class QueueStore(StoreBase):
                         channel_message_id=message.channel_message_id, text=message.text,
                         payload=message.payload, meta=json.dumps(message.metadata),
                         status=DONE if auto_reply is not None else HELD if hold else QUEUED,
-                        attempts=0, created_at=now,
+                        attempts=0, created_at=now, queued_at=now,
                         done_at=now if auto_reply is not None else None,
                     )).inserted_primary_key[0]
             except IntegrityError:  # a concurrent redelivery won the race
@@ -192,7 +195,8 @@ class QueueStore(StoreBase):
             return
         db.execute(messages.update().where(messages.c.id.in_(held[:-1]))
                    .values(status=SKIPPED, done_at=now))
-        db.execute(messages.update().where(messages.c.id == held[-1]).values(status=QUEUED))
+        db.execute(messages.update().where(messages.c.id == held[-1])
+                   .values(status=QUEUED, queued_at=now))
 
     def conversations_with_held_inbound(self) -> List[str]:
         with self._read() as db:
@@ -211,13 +215,17 @@ class QueueStore(StoreBase):
                          now: Optional[float] = None) -> Optional[int]:
         """Mark a message processed, queue its replies and open a handoff, atomically.
 
-        Returns the new handoff's id, if one was opened.
+        While a person has the conversation the bot's replies are dropped: Rasa
+        pauses itself for its own handoffs, but not for one the gateway opened
+        because Rasa failed (``dead_letter``). Returns the new handoff's id.
         """
         now = now or time.time()
         handoff_id = None
         with self._write() as db:
             conv_id = db.execute(sa.select(messages.c.conversation_id)
                                  .where(messages.c.id == message_id)).scalar_one()
+            if replies and self._with_person(db, conv_id):
+                replies = []
             for reply in replies:
                 self._insert_outbound(db, conv_id, "reply", reply, now)
             db.execute(messages.update().where(messages.c.id == message_id)
@@ -230,6 +238,62 @@ class QueueStore(StoreBase):
         with self._write() as db:
             db.execute(messages.update().where(messages.c.id == message_id).values(
                 attempts=messages.c.attempts + 1, last_error=error[:2000]))
+
+    def started_inbound(self, message_id: int) -> None:
+        """About to send it to Rasa: once this is committed, a later send is a retry."""
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id)
+                       .values(attempts=messages.c.attempts + 1))
+
+    def note_error(self, message_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(messages.update().where(messages.c.id == message_id)
+                       .values(last_error=error[:2000]))
+
+    def dead_letter(self, message_id: int, error: str, handoff: HandoffRequest,
+                    notice: Optional[OutboundMessage] = None,
+                    now: Optional[float] = None) -> Optional[int]:
+        """Give up on a message: DEAD, and a handoff so that a person sees it, atomically.
+
+        No second handoff is opened while one is open (its agent sees the
+        message in the transcript). ``notice`` tells the customer a person
+        will answer; it is sent only with a new handoff. Returns its id.
+        """
+        now = now or time.time()
+        with self._write() as db:
+            conv_id = db.execute(sa.select(messages.c.conversation_id)
+                                 .where(messages.c.id == message_id)).scalar_one()
+            db.execute(messages.update().where(messages.c.id == message_id).values(
+                status=DEAD, last_error=error[:2000], done_at=now))
+            if self._with_person(db, conv_id):
+                return None
+            if notice is not None:
+                self._insert_outbound(db, conv_id, "reply", notice, now)
+            return insert_handoff(db, conv_id, handoff, now)
+
+    def redrive(self, conversation_id: Optional[str] = None,
+                now: Optional[float] = None) -> List[str]:
+        """Queue dead letters again (all, or one conversation's); returns the conversations."""
+        now = now or time.time()
+        where = messages.c.status == DEAD
+        if conversation_id is not None:
+            where = sa.and_(where, messages.c.conversation_id == conversation_id)
+        with self._write() as db:
+            found = list(db.execute(sa.select(messages.c.conversation_id).distinct()
+                                    .where(where)).scalars())
+            # attempts stay: a message that may have reached Rasa is resent as a retry
+            db.execute(messages.update().where(where).values(
+                status=QUEUED, queued_at=now, done_at=None, last_error=None))
+        return found
+
+    def dead_letters(self) -> List[StoredMessage]:
+        return self._select(messages.c.status == DEAD)
+
+    @staticmethod
+    def _with_person(db: Connection, conversation_id: str) -> bool:
+        return db.execute(sa.select(handoffs.c.id).where(
+            handoffs.c.conversation_id == conversation_id,
+            handoffs.c.status != "resolved").limit(1)).first() is not None
 
     # --- outbound --------------------------------------------------------
     def queue_outbound(self, conversation_id: str, kind: str, message: OutboundMessage,
@@ -308,6 +372,7 @@ class QueueStore(StoreBase):
                 image=r["image"], meta=json.loads(r["meta"] or "{}"), status=r["status"],
                 attempts=r["attempts"], created_at=r["created_at"], channel=r["channel"],
                 external_id=r["external_id"], customer_name=r["customer_name"],
+                queued_at=r["queued_at"] or r["created_at"], last_error=r["last_error"],
             )
             for r in rows
         ]

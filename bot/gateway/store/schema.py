@@ -43,6 +43,8 @@ messages = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
+    # When it (re)entered the queue: retries give up a while after this (redrive resets it).
+    sa.Column("queued_at", sa.Float),
     sa.Column("done_at", sa.Float),
     sa.UniqueConstraint("conversation_id", "direction", "channel_message_id",
                         name="uq_channel_message"),
@@ -147,6 +149,9 @@ QUEUED, DONE, SENT, FAILED = "queued", "done", "sent", "failed"
 # passes the newest held message is queued and the rest are SKIPPED (stored,
 # shown to agents, never a Rasa turn of their own).
 HELD, SKIPPED = "held", "skipped"
+# Retried for as long as the retry policy allows, then given up on: agents are
+# alerted with a handoff, and `make redrive` queues it again.
+DEAD = "dead"
 # Row ids fit a 32-bit integer column everywhere; a larger id names no row (and
 # would overflow the database driver instead of simply not matching).
 MAX_ID = 2**31 - 1
@@ -158,7 +163,7 @@ def is_row_id(value: int) -> bool:
 # Columns earlier versions wrote and nothing reads any more: (table, column).
 DROPPED_COLUMNS = [("conversations", "mode")]  # the open handoff says who answers
 # Columns added since: (table, column), created from the table's definition.
-ADDED_COLUMNS = [("agent_accounts", "disabled")]
+ADDED_COLUMNS = [("agent_accounts", "disabled"), ("messages", "queued_at")]
 
 
 def migrate(engine: Engine) -> None:
@@ -173,7 +178,10 @@ def migrate(engine: Engine) -> None:
         if column not in {c["name"] for c in inspector.get_columns(table)}:
             definition = metadata.tables[table].c[column]
             kind = definition.type.compile(dialect=engine.dialect)
-            default = definition.server_default.arg.compile(dialect=engine.dialect)
+            constraint = ""
+            if definition.server_default is not None:
+                default = definition.server_default.arg.compile(dialect=engine.dialect)
+                constraint = f" NOT NULL DEFAULT {default}"
             with engine.begin() as db:
-                db.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind} "
-                                   f"NOT NULL DEFAULT {default}"))
+                db.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+                                   f"{constraint}"))

@@ -1,0 +1,135 @@
+"""The gateway's way into Rasa: each customer message is one turn, however often it is sent.
+
+    POST /webhooks/gateway/webhook          Authorization: Bearer $RASA_TOKEN
+    {"sender": "telegram:42", "message": "hi", "message_id": "gw-17",
+     "metadata": {...}, "retry": false}
+    -> 200 [{"recipient_id", "text", "buttons", "image", "custom", ...}]   (as REST)
+
+Why a channel of our own (registered in credentials.yml, a Rasa extension
+point): the gateway must retry a message when it cannot know whether Rasa got
+it (it crashed or restarted mid-call, or the call timed out). Rasa's REST
+channel would run that turn twice, which can fill form slots twice and trip
+"same request twice". Here the gateway's id travels as Rasa's ``message_id``
+and, when the gateway marks a send as a ``retry``, the tracker is checked for
+that id *under the conversation's lock*: the same ticket lock Rasa's Agent
+takes (``Agent.handle_message``), so a retry that arrives while the original
+is still running waits for it, then finds it. A message already handled is
+answered from the tracker with the replies that turn produced; it is not run
+again. First sends skip the lookup, so the usual path costs nothing more.
+
+Unlike the REST channel this one needs RASA_TOKEN (fails closed without it)
+and answers 500 when the turn fails, so the gateway retries instead of taking
+half an answer for a whole one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
+from sanic import Blueprint, Request, response
+from sanic.response import HTTPResponse
+
+log = logging.getLogger(__name__)
+
+NAME = "gateway"
+
+
+class GatewayInput(InputChannel):
+    def __init__(self, token: Optional[str]) -> None:
+        self.token = token
+
+    @classmethod
+    def name(cls) -> str:
+        return NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        return cls(token=os.environ.get("RASA_TOKEN", "").strip() or None)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("gateway_webhook", __name__)
+
+        @webhook.get("/")
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.post("/webhook")
+        async def receive(request: Request) -> HTTPResponse:
+            if not self._authorised(request):
+                return response.json({"error": "missing or wrong token"}, status=401)
+            body = _body(request)
+            if isinstance(body, str):
+                return response.json({"error": body}, status=400)
+            agent = request.app.ctx.agent
+            if agent is None or not agent.is_ready():
+                return response.json({"error": "no model loaded yet"}, status=503)
+            try:
+                return response.json(await handle_once(agent, body))
+            except Exception:  # noqa: BLE001 - the gateway retries; the log has the cause
+                log.exception("gateway channel: the turn failed for message %s",
+                              body["message_id"])
+                return response.json({"error": "the turn failed; retry"}, status=500)
+
+        return webhook
+
+    def _authorised(self, request: Request) -> bool:
+        if not self.token:
+            log.error("gateway channel: RASA_TOKEN is not set, so every call is refused")
+            return False
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
+def _body(request: Request) -> Any:
+    """The validated body, or what is wrong with it."""
+    try:
+        body = request.json
+    except Exception:  # noqa: BLE001 - Sanic raises on a body that is not JSON
+        return "body must be JSON"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    for field in ("sender", "message", "message_id"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            return f"{field} must be a non-empty string"
+    if not isinstance(body.get("metadata", {}), dict):
+        return "metadata must be an object"
+    return body
+
+
+async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Run the turn, unless a retry finds it already ran: then its replies again."""
+    sender, message_id = body["sender"], body["message_id"]
+    collector = CollectingOutputChannel()
+    async with agent.lock_store.lock(sender):
+        if body.get("retry"):
+            earlier = await replies_to(agent, sender, message_id)
+            if earlier is not None:
+                log.info("gateway channel: message %s was already handled; replaying "
+                         "its replies", message_id)
+                return earlier
+        await agent.processor.handle_message(UserMessage(
+            body["message"], collector, sender, input_channel=NAME, message_id=message_id,
+            metadata=body.get("metadata") or {}))
+    return collector.messages
+
+
+async def replies_to(agent: Any, sender: str, message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """What the bot said in reply to ``message_id``, or None if Rasa never had it."""
+    tracker = await agent.tracker_store.retrieve(sender)
+    events = list(tracker.events) if tracker is not None else []
+    start = next((i for i, e in enumerate(events)
+                  if isinstance(e, UserUttered) and e.message_id == message_id), None)
+    if start is None:
+        return None
+    collector = CollectingOutputChannel()  # the same rendering as the live turn
+    for event in events[start + 1:]:
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, BotUttered):
+            await collector.send_response(sender, event.message())
+    return collector.messages
