@@ -73,7 +73,12 @@ class HeldLease:
 
 
 class LeaseKeeper:
-    """Takes, renews (every ``seconds / 3``) and gives back one process's leases."""
+    """Takes, renews (every ``seconds / 3``) and gives back one process's leases.
+
+    Leases keep replicas apart, not tasks: within a process ``KeyedWorkers``
+    already runs one drain per conversation and lane. Two holds of one lane
+    in one process would both succeed, and the first to end would give it up.
+    """
 
     def __init__(self, db: AsyncStore, owner: str, seconds: float = 30.0) -> None:
         if not seconds > 0:
