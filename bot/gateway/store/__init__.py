@@ -8,6 +8,7 @@
     bridges.py   DM API bridges' credentials (digests) and their channels
     webchat.py   web chat sessions and the digest of each one's secret
     customers.py one customer's data: export, erase, idle conversations
+    leases.py    which replica works on a conversation's inbound or outbox lane
     facade.py    AsyncStore: the same calls, awaitable, for the event loop
 
 SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
@@ -20,6 +21,7 @@ from bot.gateway.store.base import BlockingStoreCallError, StoreBase, engine_for
 from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
 from bot.gateway.store.customers import CustomerDataStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
+from bot.gateway.store.leases import LANES, Lease, LeaseStore
 from bot.gateway.store.marks import MarkStore
 from bot.gateway.store.queue import (
     ConversationQueueFullError,
@@ -30,10 +32,10 @@ from bot.gateway.store.queue import (
 from bot.gateway.store.webchat import WebchatStore
 
 __all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequest",
-           "ConversationQueueFullError", "Received", "Store", "StoreBase", "StoredMessage",
-           "engine_for"]
+           "ConversationQueueFullError", "LANES", "Lease", "Received", "Store", "StoreBase",
+           "StoredMessage", "engine_for"]
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,
-            WebchatStore, CustomerDataStore):
+            WebchatStore, CustomerDataStore, LeaseStore):
     """Every concern over one engine: what the gateway and the trainers' tools open."""

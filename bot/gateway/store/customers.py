@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from bot.gateway.store.base import StoreBase
 from bot.gateway.store.schema import (
     agent_posts,
+    conversation_leases,
     conversations,
     handoffs,
     messages,
@@ -65,6 +66,9 @@ class CustomerDataStore(StoreBase):
             ("messages", messages.delete().where(messages.c.conversation_id == conversation_id)),
             ("conversations", conversations.delete().where(
                 conversations.c.id == conversation_id)),
+            # A replica still working on it finds its lease gone and stops.
+            ("conversation_leases", conversation_leases.delete().where(
+                conversation_leases.c.conversation_id == conversation_id)),
         ]
         if channel == "webchat":  # the chat page's secret goes with its conversation
             steps.append(("webchat_sessions", webchat_sessions.delete().where(

@@ -141,6 +141,22 @@ webchat_sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# Which replica processes a conversation's inbound messages (lane "in") or
+# delivers its outbox (lane "out") until ``expires_at``: several gateway
+# processes share one database, each conversation is worked by one at a time.
+# A row exists only while some replica holds (or last held) the lease; times
+# are the database's clock (see store/leases.py). No foreign key: a lease is
+# coordination, not customer data, and erasing a conversation deletes its
+# leases too, which tells a replica still working on it to stop.
+conversation_leases = sa.Table(
+    "conversation_leases",
+    metadata,
+    sa.Column("conversation_id", sa.String(255), primary_key=True),
+    sa.Column("lane", sa.String(3), primary_key=True),  # "in" | "out", as messages.direction
+    sa.Column("owner", sa.String(200), nullable=False),  # the replica's id
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
