@@ -58,6 +58,8 @@ class RasaStandIn:
     replayed: List[str] = field(default_factory=list)  # message_ids answered from "the tracker"
     in_flight: int = 0
     max_in_flight: int = 0
+    in_flight_per_sender: Dict[str, int] = field(default_factory=dict)
+    max_in_flight_per_sender: int = 0  # above 1: two replicas worked one conversation at once
     _runner: Optional[web.AppRunner] = None
 
     @property
@@ -98,11 +100,16 @@ class RasaStandIn:
     async def _answer(self, body: Dict[str, Any]) -> web.Response:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        sender = body["sender"]
+        self.in_flight_per_sender[sender] = self.in_flight_per_sender.get(sender, 0) + 1
+        self.max_in_flight_per_sender = max(self.max_in_flight_per_sender,
+                                            self.in_flight_per_sender[sender])
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
+            self.in_flight_per_sender[sender] -= 1
         self.received.append(body)
         text = body["message"]
         sender = body["sender"]

@@ -45,6 +45,7 @@ from bot.gateway.handoffs.intake import (
     failure_handoff,
     handoff_request,
 )
+from bot.gateway.leases import LeaseKeeper, new_owner_id
 from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
@@ -100,8 +101,10 @@ class GaveUpError(Exception):
 # Rasa call is safe to redo: the next send is marked as a retry).
 DRAIN_SECONDS = 30.0
 # How often the store is checked for queued work nobody here was told about:
-# messages `make redrive` requeued, or work left by a failed drain or process.
+# messages `make redrive` requeued, work left by a failed drain, or by another
+# replica that died (once its lease, LEASE_SECONDS, has run out).
 SWEEP_SECONDS = 5.0
+LEASE_SECONDS = 30.0
 
 
 class Gateway:
@@ -117,6 +120,9 @@ class Gateway:
         self._release_timers: Dict[str, asyncio.TimerHandle] = {}
         self._stopping = asyncio.Event()
         self._sweeper: Optional[asyncio.Task] = None
+        # Several gateway processes may share one database: each conversation's
+        # lane is worked by whichever holds its lease (leases.py).
+        self.leases = LeaseKeeper(self.db, new_owner_id(), LEASE_SECONDS)
         self.channels: Dict[str, Channel] = {}
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
@@ -128,25 +134,26 @@ class Gateway:
         self.channels[channel.name] = channel
 
     async def start(self) -> None:
-        """Pick up whatever a previous run left queued."""
-        for conversation_id in await self.db.conversations_with_queued_outbound():
+        """Pick up whatever a previous run (or a dead replica) left queued, then keep looking."""
+        log.info("gateway replica %s starting", self.leases.owner)
+        await self._pick_up_work(held_quiet_for=0.0)  # bursts counted before a restart are over
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _pick_up_work(self, held_quiet_for: float) -> None:
+        for conversation_id in await self.db.conversations_needing_work("out"):
             self._outbox.notify(conversation_id)
-        for conversation_id in await self.db.conversations_with_queued_inbound():
+        for conversation_id in await self.db.conversations_needing_work("in"):
             self._inbound.notify(conversation_id)
-        # Bursts counted by a previous run are over: release what they held.
-        for conversation_id in await self.db.conversations_with_held_inbound():
+        # Bursts that ended unseen (e.g. on a replica since gone): release what they held.
+        for conversation_id in await self.db.conversations_with_held_inbound(held_quiet_for):
             self.flood.holding.add(conversation_id)
             await self._release_held(conversation_id)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
         while not self._stopping.is_set():
             try:
                 await self._wait(SWEEP_SECONDS)
-                for conversation_id in await self.db.conversations_with_queued_outbound():
-                    self._outbox.notify(conversation_id)
-                for conversation_id in await self.db.conversations_with_queued_inbound():
-                    self._inbound.notify(conversation_id)
+                await self._pick_up_work(held_quiet_for=self.flood.window_seconds)
             except ShuttingDownError:
                 return
             except Exception:  # noqa: BLE001 - e.g. the database is down: look again later
@@ -256,25 +263,32 @@ class Gateway:
         self.handoffs.add_surface(surface)
 
     async def _process_conversation(self, conversation_id: str) -> None:
-        while not self._stopping.is_set():
-            row = await self.db.next_inbound(conversation_id)
-            if row is None:
-                if conversation_id in self.flood.holding and not self.flood.wait(conversation_id):
-                    await self._release_held(conversation_id)  # drained: the held one's turn
-                return
-            try:
-                reply = await self._ask_rasa(row)
-            except GaveUpError as failure:
-                await self._give_up_inbound(row, str(failure))
-                continue
-            replies = self._fit(row.channel, reply.messages)
-            handoff = handoff_request(reply.handoff, self.profile) if reply.handoff else None
-            handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
-            self._outbox.notify(conversation_id)
-            if handoff_id is not None:
-                await self.handoffs.opened(handoff_id)
-            else:
-                await self.handoffs.customer_wrote(conversation_id, row)
+        async with self.leases.hold(conversation_id, "in") as held:
+            while held and not self._stopping.is_set():
+                if not await self._process_next(conversation_id):
+                    return
+
+    async def _process_next(self, conversation_id: str) -> bool:
+        """Take the conversation's next message to Rasa; False when there is none."""
+        row = await self.db.next_inbound(conversation_id)
+        if row is None:
+            if conversation_id in self.flood.holding and not self.flood.wait(conversation_id):
+                await self._release_held(conversation_id)  # drained: the held one's turn
+            return False
+        try:
+            reply = await self._ask_rasa(row)
+        except GaveUpError as failure:
+            await self._give_up_inbound(row, str(failure))
+            return True
+        replies = self._fit(row.channel, reply.messages)
+        handoff = handoff_request(reply.handoff, self.profile) if reply.handoff else None
+        handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
+        self._outbox.notify(conversation_id)
+        if handoff_id is not None:
+            await self.handoffs.opened(handoff_id)
+        else:
+            await self.handoffs.customer_wrote(conversation_id, row)
+        return True
 
     async def _ask_rasa(self, row: StoredMessage) -> RasaReply:
         """Rasa's replies to one message, retrying until Rasa answers or GaveUpError."""
@@ -334,11 +348,12 @@ class Gateway:
 
     # --- outbound --------------------------------------------------------
     async def _deliver_conversation(self, conversation_id: str) -> None:
-        while not self._stopping.is_set():
-            row = await self.db.next_outbound(conversation_id)
-            if row is None:
-                return
-            await self._deliver(row)
+        async with self.leases.hold(conversation_id, "out") as held:
+            while held and not self._stopping.is_set():
+                row = await self.db.next_outbound(conversation_id)
+                if row is None:
+                    return
+                await self._deliver(row)
 
     async def _deliver(self, row: StoredMessage) -> None:
         channel = self.channels.get(row.channel)

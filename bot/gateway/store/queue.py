@@ -198,10 +198,16 @@ class QueueStore(StoreBase):
         db.execute(messages.update().where(messages.c.id == held[-1])
                    .values(status=QUEUED, queued_at=now))
 
-    def conversations_with_held_inbound(self) -> List[str]:
+    def conversations_with_held_inbound(self, quiet_for: float = 0.0,
+                                        now: Optional[float] = None) -> List[str]:
+        """Conversations holding messages, the newest held at least ``quiet_for`` s ago."""
+        newest = sa.func.max(messages.c.created_at)
         with self._read() as db:
-            return list(db.execute(sa.select(messages.c.conversation_id).distinct().where(
-                messages.c.direction == "in", messages.c.status == HELD)).scalars())
+            return list(db.execute(
+                sa.select(messages.c.conversation_id)
+                .where(messages.c.direction == "in", messages.c.status == HELD)
+                .group_by(messages.c.conversation_id)
+                .having(newest <= (now or time.time()) - quiet_for)).scalars())
 
     def next_inbound(self, conversation_id: str) -> Optional[StoredMessage]:
         """The oldest unprocessed message of a conversation (strict order)."""

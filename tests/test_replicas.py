@@ -1,0 +1,72 @@
+"""Several gateway replicas on one PostgreSQL database: each conversation worked by one at
+a time, in order, every message once; a dead replica's conversations move on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from bot.gateway.store import Store
+from tests.conftest import service_or_skip
+from tests.gateway_support import bridge_auth, client, eventually, gateway_settings, running_gateway
+
+
+@pytest.fixture
+def postgres_url():
+    """A database of its own, so no other test's queued rows are swept up here."""
+    host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    name = f"replicas_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"postgresql://postgres@{host}:{port}/postgres",
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as db:
+        db.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield f"postgresql://postgres@{host}:{port}/{name}"
+    with admin.connect() as db:
+        db.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def dm(conversation: str, n: int) -> dict:
+    return {"channel": "api", "conversation_id": conversation, "sender_name": "Amara",
+            "text": f"message {n}", "channel_message_id": f"{conversation}-{n}"}
+
+
+async def test_two_gateways_on_one_database_work_each_conversation_once_in_order(
+        tmp_path, rasa, postgres_url):
+    rasa.delay = 0.03
+    first = gateway_settings(tmp_path, rasa.url, database_url=postgres_url)
+    second = gateway_settings(tmp_path, rasa.url, database_url=postgres_url)
+    auth = await bridge_auth(first)
+    conversations = [f"c{n}" for n in range(8)]
+    async with running_gateway(first) as one, running_gateway(second) as two, \
+            client(first, auth) as to_one, client(second, auth) as to_two:
+        for n in range(6):  # each conversation's messages arrive at both replicas
+            for i, conversation in enumerate(conversations):
+                http = to_one if (n + i) % 2 else to_two
+                assert (await http.post("/api/v1/messages",
+                                        json=dm(conversation, n))).status_code == 202
+        await eventually(lambda: len(rasa.received) >= 48, timeout=30)
+        await one.ctx.gateway.idle()
+        await two.ctx.gateway.idle()
+        assert one.ctx.gateway.leases.owner != two.ctx.gateway.leases.owner
+    assert rasa.max_in_flight_per_sender == 1
+    for conversation in conversations:
+        assert rasa.texts_for(f"api:{conversation}") == [f"message {n}" for n in range(6)]
+    assert len(rasa.received) == 48
+
+
+async def test_a_dead_replicas_conversation_moves_on_when_its_lease_runs_out(
+        tmp_path, rasa, postgres_url):
+    settings = gateway_settings(tmp_path, rasa.url, database_url=postgres_url)
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
+        store: Store = app.ctx.gateway.store
+        # A replica that died while it held this conversation, its lease 2 s from expiry:
+        assert store.acquire_lease("api:orphan", "in", "dead-replica", 2.0)
+        await http.post("/api/v1/messages", json=dm("orphan", 0))
+        await asyncio.sleep(1.0)
+        assert rasa.texts_for("api:orphan") == []  # not while the lease is alive
+        await eventually(lambda: rasa.texts_for("api:orphan") == ["message 0"], timeout=15)
