@@ -11,7 +11,14 @@ import sqlalchemy as sa
 
 from bot.gateway.store import Store
 from tests.conftest import service_or_skip
-from tests.gateway_support import bridge_auth, client, eventually, gateway_settings, running_gateway
+from tests.gateway_support import (
+    RasaStandIn,
+    bridge_auth,
+    client,
+    eventually,
+    gateway_settings,
+    running_gateway,
+)
 
 
 @pytest.fixture
@@ -70,3 +77,31 @@ async def test_a_dead_replicas_conversation_moves_on_when_its_lease_runs_out(
         await asyncio.sleep(1.0)
         assert rasa.texts_for("api:orphan") == []  # not while the lease is alive
         await eventually(lambda: rasa.texts_for("api:orphan") == ["message 0"], timeout=15)
+
+
+async def test_several_rasa_servers_each_conversation_sticks_to_one_and_fails_over(
+        tmp_path, rasa):
+    other = RasaStandIn()
+    await other.start()
+    try:
+        settings = gateway_settings(tmp_path, f"{rasa.url},{other.url}")
+        auth = await bridge_auth(settings)
+        conversations = [f"r{n}" for n in range(12)]
+        async with running_gateway(settings) as app, client(settings, auth) as http:
+            for n in range(2):
+                for conversation in conversations:
+                    await http.post("/api/v1/messages", json=dm(conversation, n))
+            await eventually(lambda: len(rasa.received) + len(other.received) == 24)
+            for conversation in conversations:  # sticky: both turns at the same server
+                assert {len(rasa.texts_for(f"api:{conversation}")),
+                        len(other.texts_for(f"api:{conversation}"))} == {0, 2}
+            assert rasa.received and other.received  # and spread over both
+            await other.stop()  # one Rasa goes away: its conversations move to the other
+            moved = [c for c in conversations if other.texts_for(f"api:{c}")]
+            for conversation in moved:
+                await http.post("/api/v1/messages", json=dm(conversation, 2))
+            await eventually(lambda: all(rasa.texts_for(f"api:{c}") == ["message 2"]
+                                         for c in moved))
+            await app.ctx.gateway.idle()
+    finally:
+        await other.stop()

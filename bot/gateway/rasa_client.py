@@ -9,6 +9,12 @@ first. A model is loaded before Rasa takes messages (and a new one is swapped
 in behind the old), so loading never adds to a call. Should a call still time
 out, its retry is safe: the channel finds the message in the tracker.
 
+Several Rasa processes (``RASA_URL=http://a:5005,http://b:5005``, sharing
+trackers in PostgreSQL and locks in Redis): a conversation always goes to the
+same one (by a stable hash of its id), and to the next one while that one
+cannot be reached. The gateway sends one message of a conversation at a time,
+and Rasa's Redis lock store serialises whatever a failover overlaps.
+
 The HTTP API is guarded by Rasa's ``--auth-token``. Rasa 3.6 reads that token
 only from the ``token`` query parameter (``requires_auth`` in rasa/server.py;
 ``Authorization: Bearer`` is for JWTs), so it goes there, on API calls only;
@@ -17,6 +23,7 @@ the gateway's logging redacts ``token=`` (``bot.gateway.logs``).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -37,6 +44,10 @@ class RasaUnavailableError(RuntimeError):
     """Rasa did not answer (down, overloaded or erroring): try again later."""
 
 
+class RasaUnreachableError(RasaUnavailableError):
+    """No connection at all: the message surely did not arrive, so another Rasa may take it."""
+
+
 class UnaddressableConversationError(RasaUnavailableError):
     """Rasa's HTTP API cannot address this id (see bot.gateway.conversation_ids).
 
@@ -51,8 +62,9 @@ DEFAULT_TIMEOUT_SECONDS = 330.0
 class RasaClient:
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  token: Optional[str] = None) -> None:
-        self.base = url.rstrip("/")
-        self.webhook = self.base + "/webhooks/gateway/webhook"
+        self.bases = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+        if not self.bases:
+            raise ValueError("RASA_URL names no Rasa server")
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
         self._api_params = {"token": token} if token else {}
         self._channel_headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -67,7 +79,8 @@ class RasaClient:
         """
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {},
                 "message_id": message_id, "retry": retry}
-        replies = await self._post(self.webhook, body, headers=self._channel_headers)
+        replies = await self._post_routed(conversation_id, "/webhooks/gateway/webhook", body,
+                                          headers=self._channel_headers)
         if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
             raise RasaUnavailableError("Rasa's answer is not a list of messages")
         handoff = next((payload for payload in (HandoffPayload.from_custom(r.get("custom"))
@@ -84,22 +97,40 @@ class RasaClient:
         if not is_addressable(conversation_id):
             raise UnaddressableConversationError(
                 f"conversation id {conversation_id!r} cannot be addressed in Rasa's HTTP API")
-        conversation = f"{self.base}/conversations/{path_segment(conversation_id)}"
+        conversation = f"/conversations/{path_segment(conversation_id)}"
         api = {**self._api_params, "include_events": "NONE"}
         # Messages logged during the pause have no action_listen before them;
         # one here makes the hand-back a normal turn that Rasa's rules match.
-        await self._post(f"{conversation}/tracker/events",
-                         [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
-                         params=api)
-        triggered = await self._post(f"{conversation}/trigger_intent",
-                                     {"name": RESOLVED_INTENT}, params=api)
+        await self._post_routed(
+            conversation_id, f"{conversation}/tracker/events",
+            [{"event": "resume"}, {"event": "action", "name": "action_listen"}], params=api)
+        triggered = await self._post_routed(conversation_id, f"{conversation}/trigger_intent",
+                                            {"name": RESOLVED_INTENT}, params=api)
         return _messages(triggered.get("messages") or [])
+
+    def route(self, conversation_id: str) -> List[str]:
+        """The Rasa servers to try for this conversation, its own first."""
+        first = zlib.crc32(conversation_id.encode()) % len(self.bases)
+        return self.bases[first:] + self.bases[:first]
+
+    async def _post_routed(self, conversation_id: str, path: str, body: Any,
+                           **options: Any) -> Any:
+        """POST to the conversation's Rasa; to the next one only if it cannot be reached."""
+        servers = self.route(conversation_id)
+        for base in servers[:-1]:
+            try:
+                return await self._post(base + path, body, **options)
+            except RasaUnreachableError:
+                continue
+        return await self._post(servers[-1] + path, body, **options)
 
     async def _post(self, url: str, body: Any, params: Optional[Dict[str, str]] = None,
                     headers: Optional[Dict[str, str]] = None) -> Any:
         """Rasa's JSON answer; RasaUnavailableError when there is none to be had."""
         try:
             response = await self._client.post(url, json=body, params=params, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise RasaUnreachableError(f"{type(error).__name__}: {error}") from None
         except httpx.HTTPError as error:
             raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
         if response.status_code >= 400:
