@@ -22,6 +22,10 @@ BOT_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
 QUERY_TOKEN = re.compile(r"(?i)(token=)[^&\s'\"]+")
 # Libraries that log whole request URLs at INFO or DEBUG.
 URL_LOGGERS = ("httpx", "httpcore")
+# Libraries that log what customers and agents wrote at DEBUG: python-telegram-bot
+# logs every Bot API call with its parameters (message texts). Held at INFO, so
+# GATEWAY_LOG_LEVEL=DEBUG shows our own detail, never customers' words.
+CONTENT_LOGGERS = ("telegram",)
 
 
 class Redactor:
@@ -71,8 +75,10 @@ def _redact_record(record: logging.LogRecord, redact: Callable[[str], str]) -> N
 
 
 def configure_logging(level: str = "INFO", secrets: Iterable[Optional[str]] = ()) -> None:
-    """Logging for ``python -m bot.gateway``: ``level`` for us, URL loggers at WARNING."""
+    """Logging for ``python -m bot.gateway``: ``level`` for us, URL loggers at WARNING,
+    loggers of message contents at INFO."""
     install_redaction(Redactor(secrets))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in URL_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for names, floor in ((URL_LOGGERS, logging.WARNING), (CONTENT_LOGGERS, logging.INFO)):
+        for name in names:
+            logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level)))
