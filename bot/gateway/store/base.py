@@ -26,6 +26,22 @@ class BlockingStoreCallError(RuntimeError):
     """A store call was made on the event loop's thread; use AsyncStore."""
 
 
+# What a store that cannot commit right now raises: SQLite's lock held past the
+# busy timeout, a full disk or an I/O error (OperationalError), a lost or broken
+# connection, no free connection in the pool. Trying again later may succeed.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
+               sa.exc.TimeoutError)
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means "not committed, try again later" (an outage, not a bug).
+
+    A constraint violation or an SQL error is our bug: retrying gives the same answer.
+    """
+    return isinstance(error, UNAVAILABLE) or (
+        isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated)
+
+
 # A message is acknowledged once stored. With WAL, synchronous=NORMAL may lose
 # the last commits on power loss; FULL syncs the WAL on every commit, so an
 # acknowledged message survives (`make bench` measures what that costs).
