@@ -23,8 +23,15 @@ from telegram.ext import TypeHandler
 
 from bot.gateway.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.gateway.store import engine_for
-from tests.gateway_support import eventually, running_gateway
+from tests.gateway_support import (
+    bridge_auth,
+    client,
+    eventually,
+    gateway_settings,
+    running_gateway,
+)
 from tests.test_gateway_telegram import CHAT, telegram_settings, texts
+from tests.test_webchat_api import start_chat
 
 BUSY_TIMEOUT = 0.3  # seconds a gateway write waits for the lock before it fails
 WORDS = "where is my parcel"  # a customer's words: never in a log line
@@ -157,3 +164,51 @@ async def test_a_handler_bug_is_logged_and_does_not_stop_polling(
     assert any("700001" in r.getMessage() and r.exc_info and r.exc_info[0] is ValueError
                for r in errors), [r.getMessage() for r in errors]
 
+
+# --- DM API and web chat ---------------------------------------------------
+def dm(text: str, message_id: str) -> dict:
+    return {"channel": "api", "conversation_id": "c-42", "sender_name": "Amara",
+            "text": text, "channel_message_id": message_id}
+
+
+def assert_unavailable(answer: httpx.Response) -> None:
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"]
+    assert int(answer.headers["Retry-After"]) > 0
+    for leak in ("Traceback", "sqlite", "INSERT", "locked", WORDS):
+        assert leak not in answer.text
+
+
+async def test_dm_api_answers_503_while_the_store_cannot_commit(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url, **short_timeout(tmp_path))
+    auth = await bridge_auth(settings)
+    async with running_gateway(settings) as app, client(settings, auth) as http:
+        with store_locked(tmp_path):
+            assert_unavailable(await http.post("/api/v1/messages", json=dm(WORDS, "m1")))
+            assert inbound_rows(tmp_path, "api:c-42") == []
+        retried = await http.post("/api/v1/messages", json=dm(WORDS, "m1"))
+        assert retried.status_code == 202
+        again = await http.post("/api/v1/messages", json=dm(WORDS, "m1"))
+        assert (again.status_code, again.json()["duplicate"]) == (200, True)
+        await app.ctx.gateway.idle()
+        assert inbound_rows(tmp_path, "api:c-42") == [WORDS]
+        assert rasa.texts_for("api:c-42") == [WORDS]
+
+
+async def test_web_chat_answers_503_while_the_store_cannot_commit(tmp_path, rasa):
+    settings = gateway_settings(tmp_path, rasa.url, **short_timeout(tmp_path))
+    async with running_gateway(settings) as app, client(settings) as http:
+        session, auth = await start_chat(http)
+        body = {"session": session, "text": WORDS, "client_id": "draft-1"}
+        with store_locked(tmp_path):
+            assert_unavailable(await http.post("/chat/api/messages", headers=auth, json=body))
+            assert inbound_rows(tmp_path, f"webchat:{session}") == []
+        retried = await http.post("/chat/api/messages", headers=auth, json=body)
+        assert retried.status_code == 202
+        again = await http.post("/chat/api/messages", headers=auth, json=body)
+        assert again.status_code == 202
+        assert again.json()["message_id"] == retried.json()["message_id"]
+        await app.ctx.gateway.idle()
+        assert inbound_rows(tmp_path, f"webchat:{session}") == [WORDS]
+        assert rasa.texts_for(f"webchat:{session}") == [WORDS]
