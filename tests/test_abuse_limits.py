@@ -188,7 +188,7 @@ async def test_a_telegram_flood_is_stored_held_and_answered_once_when_it_passes(
     settings = telegram_settings(tmp_path, rasa, fake)
     async with running_gateway(settings) as app:
         gateway = app.ctx.gateway
-        gateway.flood = FloodControl(per_minute=3, queue_cap=20, window_seconds=1.5)
+        gateway.flood = FloodControl(per_minute=3, queue_cap=20, window_seconds=5.0)
         for n in range(8):
             fake.push_update(fake.text_update(CHAT, f"hello {n}"))
         await eventually(lambda: fake.pending_updates == 0)

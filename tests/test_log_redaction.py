@@ -73,7 +73,8 @@ def test_url_loggers_are_held_at_warning_even_at_debug(captured):
     assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
 
 
-async def test_a_telegram_round_trip_at_debug_never_logs_the_bot_token_nor_the_words(tmp_path, rasa):
+async def test_a_telegram_round_trip_at_debug_never_logs_the_bot_token_nor_the_words(
+        tmp_path, rasa):
     fake = FakeTelegram(token=BOT_TOKEN)
     await fake.start()
     port = free_port()

@@ -2,12 +2,15 @@
 
 Handlers raise; one Sanic error handler (``install_error_handler``) turns the
 typed errors into responses: JSON ``{"error": ...}`` for the APIs, plain
-text for the web inbox's forms. Bad input is a 4xx, never a 500.
+text for the web inbox's forms. Bad input is a 4xx, never a 500. A store that
+cannot commit (locked, disk, connection) is a 503 with Retry-After: nothing
+was stored, so the caller must not take it as accepted, and may send again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any, Dict
 
@@ -16,8 +19,13 @@ from sanic.response import HTTPResponse
 
 from bot.gateway.handoffs.errors import BotUnavailableError, HandoffError
 from bot.gateway.rate_limits import RateLimitedError
-from bot.gateway.store import StoredMessage
+from bot.gateway.store import UNAVAILABLE, StoredMessage
 from bot.gateway.store.schema import MAX_ID, is_row_id
+
+log = logging.getLogger(__name__)
+
+STORE_RETRY_AFTER = 5  # seconds, on the 503 of a store that could not commit
+STORE_UNAVAILABLE_TEXT = "this could not be stored just now, so it was not accepted; try again"
 
 
 class InvalidInputError(Exception):
@@ -90,8 +98,19 @@ def install_error_handler(app: Sanic) -> None:
             result.headers["Retry-After"] = str(exception.retry_after)
         return result
 
+    async def unavailable(request: Request, exception: Exception) -> HTTPResponse:
+        # The class only: the error's text can quote SQL, and the path a conversation id.
+        log.warning("%s %s: the store could not commit (%s); answered 503", request.method,
+                    request.name, type(exception).__name__)
+        result = (error(503, STORE_UNAVAILABLE_TEXT) if "/api/" in request.path
+                  else response.text(STORE_UNAVAILABLE_TEXT, status=503))
+        result.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return result
+
     for refusal in (HandoffError, InvalidInputError, RateLimitedError):
         app.error_handler.add(refusal, refused)
+    for outage in UNAVAILABLE:
+        app.error_handler.add(outage, unavailable)
 
 
 # Pages are served by this app only: no framing (clickjacking), no plugins, no

@@ -98,10 +98,13 @@ async def from_tracker_store(endpoints: Path, since: float) -> List[Candidate]:
 
 def from_gateway(database_url: str, since: float) -> List[Candidate]:
     """Messages that made the bot hand over, and those agents marked as misunderstood."""
+    from sqlalchemy.engine import make_url
+
     from bot.gateway.store import Store
 
-    if database_url.startswith("sqlite:///") and not Path(database_url[10:]).exists():
-        print(f"note: no gateway conversations yet ({database_url[10:]} does not exist)")
+    path = make_url(database_url).database if database_url.startswith("sqlite:///") else None
+    if path and path != ":memory:" and not Path(path).exists():  # the URL may end in ?timeout=
+        print(f"note: no gateway conversations yet ({path} does not exist)")
         return []
     store = Store(database_url)
     candidates = []

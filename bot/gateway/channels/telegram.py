@@ -9,6 +9,23 @@ Updater confirms updates before handlers have run; this loop confirms an
 update (by advancing the offset) only after it is stored, so a crash loses
 nothing and Telegram's redelivery is absorbed by the store's idempotency.
 
+Confirm only what is committed. ``Application.process_update`` swallows what
+a handler raises (it goes to the error handlers), so our error handler records
+per update whether its message failed to reach the store; the update is then
+not confirmed: the webhook answers 503 (Telegram sends it again later) and
+polling keeps the offset and fetches the same batch again after a capped
+exponential backoff, logging only the update id and the error's class. The
+store's idempotency on (conversation, message id) makes the retry store once.
+
+Which errors hold an update back: the store being unavailable
+(``store_unavailable``: SQLite locked past its busy timeout, disk or I/O
+errors, a lost connection or an exhausted pool) and a deliberate refusal
+(RateLimitedError: not stored either). Anything else a handler raises is a
+bug in our code for some odd update, and retrying it would fail the same way
+forever while every customer's updates queue behind it; so it is logged
+loudly (ERROR, update id, traceback) and the update is confirmed: that one
+message is lost, and nobody else's is held up.
+
 Telegram cannot be asked to resend later, so a customer over the flood limits
 has messages stored but held (``flood_control.py``), never refused.
 
@@ -21,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import Optional
+from typing import Dict, Optional
 
 from sanic import Request, response
 from sanic.response import HTTPResponse
@@ -33,12 +50,20 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, MessageHandler
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    MessageHandler,
+)
 from telegram.ext import filters as tg_filters
 
 from bot.gateway.messages import InboundMessage, OutboundMessage
 from bot.gateway.pipeline import Gateway, SendError
+from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.settings import Settings
+from bot.gateway.store import store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +72,21 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for inline button data
+# Polling's wait before fetching an unstored update again: doubles, up to the cap.
+STORE_RETRY_FIRST_DELAY = 0.5
+STORE_RETRY_MAX_DELAY = 30.0
+STORE_RETRY_AFTER = 5  # the webhook's 503 Retry-After (Telegram keeps its own schedule)
 
 UNSUPPORTED_REPLY = (
     "Thanks for sending that! I can only read text messages here, so could you tell "
     "me in words what you need? If it's about a damaged or wrong item, describe it and "
     "our team can ask for photos when they pick it up."
 )
+
+
+def not_stored(error: BaseException) -> bool:
+    """Whether a handler's error means the update's message was not committed."""
+    return store_unavailable(error) or isinstance(error, RateLimitedError)
 
 
 def keyboard(message: OutboundMessage) -> Optional[InlineKeyboardMarkup]:
@@ -93,6 +127,9 @@ class TelegramChannel:
             tg_filters.ChatType.PRIVATE & tg_filters.UpdateType.MESSAGES, self._on_message))
         self.application.add_handler(MessageHandler(~tg_filters.ChatType.PRIVATE,
                                                     self._on_group_message))
+        # Handlers' errors, by update (object id): what process_update swallowed.
+        self._not_stored: Dict[int, BaseException] = {}
+        self.application.add_error_handler(self._on_error, block=True)
         self._poller: Optional[asyncio.Task] = None
 
     # --- lifecycle -------------------------------------------------------
@@ -119,7 +156,8 @@ class TelegramChannel:
     # --- receiving -------------------------------------------------------
     async def _poll(self) -> None:
         offset: Optional[int] = None
-        failures = 0
+        failures = 0  # getUpdates calls failed in a row
+        unstored = 0  # batches stopped in a row by an update the store did not take
         while True:
             try:
                 updates = await self.application.bot.get_updates(
@@ -137,7 +175,17 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
                 continue
             for update in updates:
-                await self.application.process_update(update)
+                error = await self._process(update)
+                if error is not None:  # keep the offset: this update and the rest come again
+                    unstored += 1
+                    delay = min(STORE_RETRY_MAX_DELAY,
+                                STORE_RETRY_FIRST_DELAY * 2 ** (unstored - 1))
+                    log.warning("Telegram update %s not stored (%s); not confirmed, "
+                                "fetching it again in %.1fs", update.update_id,
+                                type(error).__name__, delay)
+                    await asyncio.sleep(delay)
+                    break
+                unstored = 0
                 offset = update.update_id + 1  # confirmed only once stored
 
     async def webhook(self, request: Request) -> HTTPResponse:
@@ -152,8 +200,40 @@ class TelegramChannel:
             return response.json({"error": "body is not a Telegram update"}, status=400)
         if update is None:
             return response.json({"error": "body is not a Telegram update"}, status=400)
-        await self.application.process_update(update)
+        error = await self._process(update)
+        if error is not None:
+            log.warning("Telegram update %s not stored (%s); answered 503 so Telegram "
+                        "sends it again", update.update_id, type(error).__name__)
+            result = response.json({"error": "the update was not stored; send it again "
+                                             "later"}, status=503)
+            result.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+            return result
         return response.json({"ok": True})
+
+    async def _process(self, update: Update) -> Optional[BaseException]:
+        """Run the handlers on ``update``; the error that kept it from the store, if any.
+
+        Every handler here blocks (the default), so its error has been through
+        ``_on_error`` by the time process_update returns.
+        """
+        try:
+            await self.application.process_update(update)
+        finally:
+            error = self._not_stored.pop(id(update), None)
+        return error
+
+    async def _on_error(self, update: object, context) -> None:  # noqa: ANN001
+        """PTB's error handler: note what was not stored, log what is a bug."""
+        error = context.error
+        if not isinstance(update, Update):
+            log.error("Telegram: %s outside an update", type(error).__name__, exc_info=error)
+            return
+        if not_stored(error):
+            self._not_stored[id(update)] = error
+            raise ApplicationHandlerStop  # no further handlers: it all runs again on redelivery
+        log.error("Telegram update %s: a handler failed (%s); confirmed anyway so that one "
+                  "bad update does not hold up the others", update.update_id,
+                  type(error).__name__, exc_info=error)
 
     async def _on_message(self, update: Update, context) -> None:  # noqa: ANN001
         message = update.effective_message

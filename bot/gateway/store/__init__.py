@@ -17,7 +17,13 @@ SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
 from __future__ import annotations
 
 from bot.gateway.store.accounts import AccountStore
-from bot.gateway.store.base import BlockingStoreCallError, StoreBase, engine_for
+from bot.gateway.store.base import (
+    UNAVAILABLE,
+    BlockingStoreCallError,
+    StoreBase,
+    engine_for,
+    store_unavailable,
+)
 from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
 from bot.gateway.store.customers import CustomerDataStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
@@ -33,7 +39,7 @@ from bot.gateway.store.webchat import WebchatStore
 
 __all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequest",
            "ConversationQueueFullError", "LANES", "Lease", "Received", "Store", "StoreBase",
-           "StoredMessage", "engine_for"]
+           "StoredMessage", "UNAVAILABLE", "engine_for", "store_unavailable"]
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,

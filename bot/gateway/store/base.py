@@ -26,15 +26,37 @@ class BlockingStoreCallError(RuntimeError):
     """A store call was made on the event loop's thread; use AsyncStore."""
 
 
+# What a store that cannot commit right now raises: SQLite's lock held past the
+# busy timeout, a full disk or an I/O error (OperationalError), a lost or broken
+# connection, no free connection in the pool. Trying again later may succeed.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError,
+               sa.exc.TimeoutError)
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means "not committed, try again later" (an outage, not a bug).
+
+    A constraint violation or an SQL error is our bug: retrying gives the same answer.
+    """
+    return isinstance(error, UNAVAILABLE) or (
+        isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated)
+
+
 # A message is acknowledged once stored. With WAL, synchronous=NORMAL may lose
 # the last commits on power loss; FULL syncs the WAL on every commit, so an
 # acknowledged message survives (`make bench` measures what that costs).
 SQLITE_SYNCHRONOUS = "FULL"
+# Seconds a write waits for another writer's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT = 30.0
 
 
 def engine_for(url: str, synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
     """An engine for DATABASE_URL; SQLite gets WAL, durable commits, a busy timeout
     and its folder. ``synchronous`` is for the benchmark that compares settings.
+
+    The busy timeout is how long a write waits for another writer's lock before
+    it fails ("database is locked"): SQLITE_BUSY_TIMEOUT seconds, or the URL's
+    own ``?timeout=<seconds>`` (e.g. ``sqlite:///var/gateway.db?timeout=5``).
 
     Statement parameters are customers' names and words: SQLAlchemy keeps them
     out of its error messages, which end up in logs (``hide_parameters``).
@@ -42,11 +64,14 @@ def engine_for(url: str, synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"unknown SQLite synchronous setting {synchronous!r}")
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        parsed = sa.engine.make_url(url)
+        path = parsed.database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False,
-                                                     "timeout": 30}, hide_parameters=True)
+        connect_args = {"check_same_thread": False}
+        if "timeout" not in parsed.query:  # connect_args would override the URL's
+            connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+        engine = sa.create_engine(url, connect_args=connect_args, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection, _record):  # noqa: ANN001 - SQLAlchemy hook
