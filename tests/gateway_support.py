@@ -56,6 +56,7 @@ class RasaStandIn:
     answers_garbage: bool = False  # a 200 that is not JSON (a proxy's error page, say)
     turns: Dict[str, Any] = field(default_factory=dict)  # message_id -> replies, as the tracker
     replayed: List[str] = field(default_factory=list)  # message_ids answered from "the tracker"
+    _locks: Dict[str, asyncio.Lock] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
     in_flight_per_sender: Dict[str, int] = field(default_factory=dict)
@@ -86,30 +87,37 @@ class RasaStandIn:
     async def _webhook(self, request: web.Request) -> web.Response:
         """Like bot/rasa_channel.py: a retry of a message already handled is replayed."""
         body = await request.json()
+        sender = body["sender"]  # calls for one conversation at once (before the lock)
+        self.in_flight_per_sender[sender] = self.in_flight_per_sender.get(sender, 0) + 1
+        self.max_in_flight_per_sender = max(self.max_in_flight_per_sender,
+                                            self.in_flight_per_sender[sender])
+        try:
+            return await self._handle_once(body)
+        finally:
+            self.in_flight_per_sender[sender] -= 1
+
+    async def _handle_once(self, body: Dict[str, Any]) -> web.Response:
         message_id = body.get("message_id")
-        if body.get("retry") and message_id in self.turns:
-            self.replayed.append(message_id)
-            return web.json_response(self.turns[message_id])
-        if self.answers_garbage:
-            return web.Response(text="<html>Bad gateway</html>", content_type="text/html")
-        response = await self._answer(body)
-        if message_id:
-            self.turns[message_id] = json.loads(response.body)
-        return response
+        # Rasa's conversation lock: a retry waits for the original, then finds it.
+        async with self._locks.setdefault(body["sender"], asyncio.Lock()):
+            if body.get("retry") and message_id in self.turns:
+                self.replayed.append(message_id)
+                return web.json_response(self.turns[message_id])
+            if self.answers_garbage:
+                return web.Response(text="<html>Bad gateway</html>", content_type="text/html")
+            response = await self._answer(body)
+            if message_id:
+                self.turns[message_id] = json.loads(response.body)
+            return response
 
     async def _answer(self, body: Dict[str, Any]) -> web.Response:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        sender = body["sender"]
-        self.in_flight_per_sender[sender] = self.in_flight_per_sender.get(sender, 0) + 1
-        self.max_in_flight_per_sender = max(self.max_in_flight_per_sender,
-                                            self.in_flight_per_sender[sender])
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-            self.in_flight_per_sender[sender] -= 1
         self.received.append(body)
         text = body["message"]
         sender = body["sender"]
