@@ -33,11 +33,16 @@ def check_id(name: str, value: Any, pattern: re.Pattern = ID_PATTERN) -> str:
     return value
 
 
+def is_storable(value: str) -> bool:
+    """No NUL and no unpaired surrogate: what every database stores as it was sent."""
+    return not _UNSTORABLE.search(value)
+
+
 def check_text(name: str, value: str, limit: int = TEXT_MAX) -> str:
     """``value`` if a database can store it as sent and it is not over ``limit``."""
     if len(value) > limit:
         raise InvalidMessageError(f"{name} is longer than {limit} characters")
-    if _UNSTORABLE.search(value):
+    if not is_storable(value):
         raise InvalidMessageError(f"{name} holds a NUL or an unpaired surrogate; send UTF-8 text")
     return value
 

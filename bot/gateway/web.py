@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict
 
 from sanic import Request, Sanic, response
+from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse
 
 from bot.gateway.handoffs.errors import BotUnavailableError, HandoffError
@@ -107,10 +108,22 @@ def install_error_handler(app: Sanic) -> None:
         result.headers["Retry-After"] = str(STORE_RETRY_AFTER)
         return result
 
+    async def sanic_refused(request: Request, exception: SanicException) -> HTTPResponse:
+        # Sanic's own (no route, wrong method, body too large...), in our format: its
+        # default page parses Accept and fails (a 500) on a value without a '/'.
+        status = getattr(exception, "status_code", 500) or 500
+        text = str(exception) if status < 500 else "internal error"
+        result = (error(status, text) if "/api/" in request.path
+                  else response.text(text, status=status))
+        for name, value in (getattr(exception, "headers", None) or {}).items():
+            result.headers[name] = value
+        return result
+
     for refusal in (HandoffError, InvalidInputError, RateLimitedError):
         app.error_handler.add(refusal, refused)
     for outage in UNAVAILABLE:
         app.error_handler.add(outage, unavailable)
+    app.error_handler.add(SanicException, sanic_refused)
 
 
 # Pages are served by this app only: no framing (clickjacking), no plugins, no

@@ -22,6 +22,7 @@ from bot.gateway.agents import inbox_pages as pages
 from bot.gateway.agents.sign_in import LoginThrottle, verify
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
+from bot.gateway.messages import is_storable
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.web import client_address
 
@@ -142,6 +143,8 @@ async def login(request: Request) -> HTTPResponse:
     throttle: LoginThrottle = request.app.ctx.login_throttle
     username = (request.form.get("username") or "").strip().lower()[:USERNAME_MAX]
     password = (request.form.get("password") or "")[:PASSWORD_MAX]
+    if not (is_storable(username) and is_storable(password)):  # no account has such a name,
+        username, password = "", ""  # no hash takes such a password: a wrong sign-in
     address = client_address(request)
     expected = request.cookies.get(LOGIN_COOKIE) or ""
     given = request.form.get("csrf") or ""

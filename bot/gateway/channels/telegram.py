@@ -43,6 +43,7 @@ from typing import Dict, Optional
 from sanic import Request, response
 from sanic.response import HTTPResponse
 from telegram import (
+    Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -59,7 +60,7 @@ from telegram.ext import (
 )
 from telegram.ext import filters as tg_filters
 
-from bot.gateway.messages import InboundMessage, OutboundMessage
+from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
 from bot.gateway.pipeline import Gateway, SendError
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.settings import Settings
@@ -231,6 +232,9 @@ class TelegramChannel:
         if not_stored(error):
             self._not_stored[id(update)] = error
             raise ApplicationHandlerStop  # no further handlers: it all runs again on redelivery
+        if isinstance(error, InvalidMessageError):  # not a real Telegram message: refused
+            log.warning("Telegram update %s refused: %s", update.update_id, error)
+            return
         log.error("Telegram update %s: a handler failed (%s); confirmed anyway so that one "
                   "bad update does not hold up the others", update.update_id,
                   type(error).__name__, exc_info=error)
@@ -238,7 +242,7 @@ class TelegramChannel:
     async def _on_message(self, update: Update, context) -> None:  # noqa: ANN001
         message = update.effective_message
         user = update.effective_user
-        if message is None or update.effective_chat is None:
+        if message is None or not _is_chat(update.effective_chat):
             return
         edited = update.edited_message is not None
         # An edit is a new message to us: the customer corrected themselves.
@@ -270,7 +274,7 @@ class TelegramChannel:
             await query.answer()  # stops the button's loading spinner
         except TelegramError as error:
             log.debug("answerCallbackQuery failed: %s", error)
-        if query.message.chat.type != ChatType.PRIVATE:
+        if query.message.chat.type != ChatType.PRIVATE or not _is_chat(query.message.chat):
             return
         title = button_title(query.message, query.data) or query.data
         await self.gateway.receive(InboundMessage(
@@ -291,10 +295,12 @@ class TelegramChannel:
         try:
             if message.text:
                 sent = await self.application.bot.send_message(
-                    chat_id=int(external_id), text=message.text, reply_markup=keyboard(message))
+                    chat_id=_chat_id(external_id), text=message.text,
+                    reply_markup=keyboard(message))
                 sent_id = str(sent.message_id)
             if message.image:
-                sent = await self.application.bot.send_photo(int(external_id), message.image)
+                sent = await self.application.bot.send_photo(_chat_id(external_id),
+                                                             message.image)
                 sent_id = str(sent.message_id)
         except RetryAfter as error:
             raise SendError(str(error), retry_after=_seconds(error.retry_after)) from None
@@ -307,7 +313,19 @@ class TelegramChannel:
         return sent_id
 
     async def typing(self, external_id: str) -> None:
-        await self.application.bot.send_chat_action(int(external_id), ChatAction.TYPING)
+        await self.application.bot.send_chat_action(_chat_id(external_id), ChatAction.TYPING)
+
+
+def _is_chat(chat: Optional[Chat]) -> bool:
+    """A chat we can answer: Telegram's ids are integers (PTB passes on whatever came)."""
+    return (chat is not None and isinstance(chat.id, int) and not isinstance(chat.id, bool))
+
+
+def _chat_id(external_id: str) -> int:
+    try:
+        return int(external_id)
+    except ValueError:
+        raise SendError(f"{external_id!r} is not a Telegram chat id", permanent=True) from None
 
 
 def _media_kind(message: Message) -> str:

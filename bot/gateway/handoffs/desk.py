@@ -16,9 +16,10 @@ from bot.gateway.handoffs.errors import (
     AlreadyResolvedError,
     BotUnavailableError,
     HandoffNotFoundError,
+    UnstorableInputError,
 )
 from bot.gateway.handoffs.events import AgentSurface, AgentSurfaces, HandoffChange
-from bot.gateway.messages import OutboundMessage
+from bot.gateway.messages import InvalidMessageError, OutboundMessage, check_text
 from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
 from bot.gateway.store.facade import AsyncStore
@@ -66,6 +67,7 @@ class HandoffDesk:
     # --- agents' actions -----------------------------------------------------
     async def reply(self, handoff_id: int, agent: str, text: str, via: str) -> int:
         """Send an agent's words to the customer, signed; claims an open handoff."""
+        _storable(agent=agent, text=text)
         handoff = await self._open(handoff_id)
         if handoff["status"] == "open":
             await self.db.claim_handoff(handoff_id, agent)
@@ -77,6 +79,7 @@ class HandoffDesk:
         return message_id
 
     async def claim(self, handoff_id: int, agent: str, via: str) -> Dict[str, Any]:
+        _storable(agent=agent)
         await self._open(handoff_id)
         await self.db.claim_handoff(handoff_id, agent)
         await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))
@@ -84,6 +87,7 @@ class HandoffDesk:
 
     async def note(self, handoff_id: int, agent: str, text: str, via: str) -> Dict[str, Any]:
         """An internal note: agents see it, the customer never does."""
+        _storable(agent=agent, text=text)
         await self.handoff(handoff_id)
         await self.db.add_note(handoff_id, agent, text)
         await self.surfaces.publish(HandoffChange(handoff_id, "noted", agent, via, text))
@@ -96,6 +100,7 @@ class HandoffDesk:
         here changes and the agent keeps it (``BotUnavailableError``). What
         the bot says then (the rating question) is queued with the resolve.
         """
+        _storable(agent=agent)
         handoff = await self._open(handoff_id)
         try:
             said = await self.rasa.hand_back(handoff["conversation_id"])
@@ -115,6 +120,7 @@ class HandoffDesk:
 
         ValueError when the message is not a customer's.
         """
+        _storable(agent=agent, text=note)
         await self.handoff(handoff_id)
         if not is_row_id(message_id):
             raise ValueError(f"There is no message {message_id}.")
@@ -141,3 +147,15 @@ class HandoffDesk:
         if handoff_id is not None:  # agents hear of it without delaying the customer's ack
             self.surfaces.publish_soon(HandoffChange(handoff_id, "rated", text=str(score)))
         return handoff_id
+
+
+AGENT_NAME_MAX = 200
+
+
+def _storable(agent: str, text: str = "") -> None:
+    """Every surface's agent input is checked here, once: 400, not a database error."""
+    try:
+        check_text("the agent's name", agent, AGENT_NAME_MAX)
+        check_text("the text", text)
+    except InvalidMessageError as problem:
+        raise UnstorableInputError(str(problem)) from None

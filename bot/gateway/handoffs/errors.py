@@ -35,3 +35,11 @@ class BotUnavailableError(HandoffError):
     def __init__(self) -> None:
         super().__init__("the bot is unavailable, so the conversation stays with the agent; "
                          "try again in a minute")
+
+
+class UnstorableInputError(HandoffError):
+    """An agent's name or words hold what no database stores (NUL, a lone surrogate),
+    or are too long."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
