@@ -20,6 +20,7 @@ words (the seeded canaries) that its credential may not read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,19 @@ import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Union
+from pathlib import Path
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 from urllib.parse import quote
 
 import httpx
@@ -73,6 +86,7 @@ class FuzzStats:
     server_errors: int = 0
     crashes: int = 0
     findings: Dict[str, List[Any]] = field(default_factory=dict)  # kind -> [count, example]
+    slow: List[str] = field(default_factory=list)  # answers that took over SLOW seconds
     started: float = field(default_factory=time.monotonic)
 
     def found(self, kind: str, description: str) -> None:
@@ -87,12 +101,15 @@ class FuzzStats:
                           for status in self.statuses.elements())
         shown = ", ".join(f"{k} {v}" for k, v in sorted(classes.items()))
         extra = f", 429 {self.statuses[429]}" if self.statuses[429] else ""
+        slow = (f"; {len(self.slow)} answers took over {SLOW:.0f} s, the first: {self.slow[0]}"
+                if self.slow else "")
         return (f"fuzz ({PROFILE} profile): {self.cases} cases, {self.requests} requests in "
                 f"{time.monotonic() - self.started:.0f} s; 5xx: {self.server_errors}; "
-                f"crashes: {self.crashes}; answers: {shown}{extra}")
+                f"crashes: {self.crashes}; answers: {shown}{extra}{slow}")
 
 
 STATS = FuzzStats()
+SLOW = 10.0
 
 
 class FuzzFindingError(AssertionError):
@@ -102,9 +119,11 @@ class FuzzFindingError(AssertionError):
 class CrashLog(logging.Handler):
     """Records every ERROR logged with a traceback anywhere: an exception nothing handled."""
 
-    # Sanic logs a traceback for any malformed form body, then reads it as empty:
-    # handled, so counted apart (``noise``) rather than as a crash.
-    HANDLED = ("Failed when parsing form",)
+    # Handled, so counted apart (``noise``) rather than as crashes: Sanic logs a traceback
+    # for any malformed form body, then reads it as empty; and for a malformed request
+    # head its connection task fails while making the 400 and drops the connection
+    # (Sanic 21.12, pinned by rasa 3.6; the server goes on serving, test_fuzz_http checks).
+    HANDLED = ("Failed when parsing form", "protocol.connection_task uncaught")
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -181,16 +200,20 @@ NASTY = [
     "/rate{\"score\": 5}", "4111 1111 1111 1111",
 ]
 HUGE_UNITS = ["a", "é", "😀", " ", "\x00", "\ud800", "/", "%"]
-HUGE_LENGTHS = [129, 201, 1001, 4096, 4097, 10_000, 10_001, 100_000, 1_100_000]
+HUGE_LENGTHS = [129, 201, 1001, 4096, 4097, 10_000, 10_001, 100_000]
 
 any_characters = st.characters(codec=None, exclude_categories=())  # surrogates included
 
 
+@functools.cache
 def huge_texts() -> st.SearchStrategy[str]:
-    return st.builds(lambda unit, n: unit * n, st.sampled_from(HUGE_UNITS),
-                     st.sampled_from(HUGE_LENGTHS))
+    """Past every length limit; and once past the 1 MB body limit."""
+    return st.one_of(st.builds(lambda unit, n: unit * n, st.sampled_from(HUGE_UNITS),
+                               st.sampled_from(HUGE_LENGTHS)),
+                     st.just("a" * 1_050_000))
 
 
+@functools.cache
 def hostile_texts(max_size: int = 300) -> st.SearchStrategy[str]:
     """Any string: ordinary, odd unicode, lone surrogates, NUL, URL and SQL tricks, huge."""
     return st.one_of(
@@ -202,11 +225,13 @@ def hostile_texts(max_size: int = 300) -> st.SearchStrategy[str]:
     )
 
 
+@functools.cache
 def json_scalars() -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-10**40, 10**40),
                      st.floats(allow_nan=True, allow_infinity=True), hostile_texts(60))
 
 
+@functools.cache
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
     return st.recursive(json_scalars(), lambda inner: st.one_of(
         st.lists(inner, max_size=4),
@@ -233,13 +258,18 @@ ODD_BODIES = [
 
 
 def bodies(shaped: Optional[st.SearchStrategy[Any]] = None) -> st.SearchStrategy[bytes]:
-    """Request bodies: JSON of any shape (or ``shaped``), garbage bytes, deep nesting."""
-    options = [json_values().map(dumps), st.binary(max_size=300), st.sampled_from(ODD_BODIES),
-               st.builds(nested, st.sampled_from([10, 1000, 100_000]),
-                         st.sampled_from(["list", "dict"]))]
-    if shaped is not None:
-        options = [shaped.map(dumps)] * 3 + options
-    return st.one_of(*options)
+    """Request bodies: JSON of any shape (or mostly ``shaped``), garbage bytes, deep nesting."""
+    if shaped is None:
+        return _any_bodies()
+    return st.one_of(shaped.map(dumps), shaped.map(dumps), shaped.map(dumps), _any_bodies())
+
+
+@functools.cache
+def _any_bodies() -> st.SearchStrategy[bytes]:
+    return st.one_of(json_values().map(dumps), st.binary(max_size=300),
+                     st.sampled_from(ODD_BODIES),
+                     st.builds(nested, st.sampled_from([10, 1000, 100_000]),
+                               st.sampled_from(["list", "dict"])))
 
 
 # Header values a client can put on the wire (no CR, LF or NUL, no whitespace at either
@@ -263,6 +293,16 @@ CONTENT_TYPES = [b"application/json", b"text/plain", b"application/x-www-form-ur
 def headers(extra: Optional[Mapping[str, st.SearchStrategy[bytes]]] = None
             ) -> st.SearchStrategy[Dict[str, bytes]]:
     """A few headers, odd values, sometimes odd content types."""
+    return _headers(extra) if extra else _plain_headers()
+
+
+@functools.cache
+def _plain_headers() -> st.SearchStrategy[Dict[str, bytes]]:
+    return _headers(None)
+
+
+def _headers(extra: Optional[Mapping[str, st.SearchStrategy[bytes]]]
+             ) -> st.SearchStrategy[Dict[str, bytes]]:
     named = st.dictionaries(st.sampled_from(HEADER_NAMES), header_values, max_size=3)
     typed = st.fixed_dictionaries({}, optional={"Content-Type": st.sampled_from(CONTENT_TYPES)})
     parts = [named, typed] + ([st.fixed_dictionaries({}, optional=dict(extra))] if extra else [])
@@ -277,13 +317,23 @@ def segment(value: str, safe: str) -> str:
     return quote(value, safe=safe, errors="surrogatepass")
 
 
-def path_segments(known: List[str] = ()) -> st.SearchStrategy[str]:
+def path_segments(known: Sequence[str] = ()) -> st.SearchStrategy[str]:
     """One path segment: hostile, maybe left with raw ``/ ? % #``, or a known id."""
+    return _path_segments(tuple(known))
+
+
+@functools.cache
+def _path_segments(known: Tuple[str, ...]) -> st.SearchStrategy[str]:
     raw = st.builds(segment, hostile_texts(80), st.sampled_from(_SAFE_SETS))
     return st.one_of(raw, st.sampled_from(list(known) or ["x"]))
 
 
-def int_segments(known: List[int] = ()) -> st.SearchStrategy[str]:
+def int_segments(known: Sequence[int] = ()) -> st.SearchStrategy[str]:
+    return _int_segments(tuple(known))
+
+
+@functools.cache
+def _int_segments(known: Tuple[int, ...]) -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(["0", "1", "2", "-1", "00001", "²", "①", "١", "2147483647", "2147483648",
                          "-2147483649",
@@ -293,6 +343,7 @@ def int_segments(known: List[int] = ()) -> st.SearchStrategy[str]:
     )
 
 
+@functools.cache
 def query_strings() -> st.SearchStrategy[str]:
     """A raw query string: odd keys, odd values, repeats, lone ``=`` and ``&``."""
     value = st.one_of(st.builds(segment, hostile_texts(40), st.sampled_from(_SAFE_SETS)),
@@ -340,7 +391,7 @@ class Probe:
 
     def __init__(self, base_url: str, canaries: Optional[Dict[str, str]] = None) -> None:
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(60, connect=10))
+        self.http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(30, connect=10))
         self.canaries = canaries or {}
 
     def close(self) -> None:
@@ -356,6 +407,7 @@ class Probe:
         request = self.http.build_request(method, "/", content=body, headers=headers,
                                           extensions={"target": raw})
         STATS.requests += 1
+        began = time.monotonic()
         try:
             response = self.http.send(request, stream=True)
             try:
@@ -378,6 +430,9 @@ class Probe:
             return Answer(0, httpx.Headers(), b"")
         answer = Answer(response.status_code, response.headers, content)
         STATS.statuses[answer.status] += 1
+        if time.monotonic() - began > SLOW:
+            STATS.slow.append(f"{time.monotonic() - began:.1f} s for {method} {raw[:100]!r} "
+                              f"({len(body or b'')} bytes)")
         self._check(method, raw, body, headers, answer, sees)
         return answer
 
@@ -414,7 +469,7 @@ class Probe:
                          f"not read it: {request}")
 
 
-def raw_exchange(host: str, port: int, data: bytes, timeout: float = 3.0) -> Optional[int]:
+def raw_exchange(host: str, port: int, data: bytes, timeout: float = 0.5) -> Optional[int]:
     """Send raw bytes on a fresh connection; the status of the answer, None if none came
     within ``timeout`` (an incomplete request is waited for, then dropped)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -488,8 +543,15 @@ class SeededGateway:
 
 
 def seeded_gateway(tmp_path, telegram: bool = False, **changes: Any):  # noqa: ANN001, ANN201
-    """Context manager: ``with seeded_gateway(tmp) as gw:`` (see ``SeededGateway``)."""
+    """Context manager: ``with seeded_gateway(tmp) as gw:`` (see ``SeededGateway``).
+
+    The database lives in memory-backed /dev/shm where there is one: the store syncs
+    every commit to disk (synchronous=FULL), which would make the fuzzer wait on the
+    disk, not the gateway; durability is tested elsewhere.
+    """
     import contextlib
+    import shutil
+    import tempfile
     import uuid
 
     from bot.gateway.agents.accounts import add_agent
@@ -497,11 +559,15 @@ def seeded_gateway(tmp_path, telegram: bool = False, **changes: Any):  # noqa: A
     from bot.gateway.messages import InboundMessage
     from tests.gateway_support import GatewayThread, bridge_auth, gateway_settings, inbox_sign_in
 
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="fuzz-", dir=shm)) if (
+        shm.is_dir() and os.access(shm, os.W_OK)) else Path(tmp_path)
+
     def make(rasa, fake):  # noqa: ANN001, ANN202
         extra = dict(telegram_bot_token=fake.token, telegram_api_base_url=fake.base_url,
                      telegram_webhook_url="https://bot.example/telegram/webhook",
                      telegram_webhook_secret="fuzz-webhook-secret") if fake else {}
-        return without_rate_limits(gateway_settings(tmp_path, rasa.url,
+        return without_rate_limits(gateway_settings(folder, rasa.url,
                                                     agent_api_token=AGENT_TOKEN,
                                                     **{**extra, **changes}))
 
@@ -585,5 +651,7 @@ def seeded_gateway(tmp_path, telegram: bool = False, **changes: Any):  # noqa: A
                     signer={"name": signer_name, "secret": secret})
             finally:
                 probe.close()
+        if folder != Path(tmp_path):
+            shutil.rmtree(folder, ignore_errors=True)
 
     return seeded()
