@@ -196,3 +196,52 @@ def test_a_request_line_with_non_ascii_bytes_is_a_client_error(tmp_path):
         status = raw_exchange(served.settings.host, served.settings.port,
                               b"\xff /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status == 400
+
+
+def _webhook_settings(tmp_path, rasa, fake):  # noqa: ANN001, ANN202
+    return gateway_settings(tmp_path, rasa.url, telegram_bot_token=fake.token,
+                            telegram_api_base_url=fake.base_url,
+                            telegram_webhook_url="https://bot.example/telegram/webhook",
+                            telegram_webhook_secret="s3cret-token")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("message_id", ""),  # a string where Telegram sends a number: no valid channel_message_id
+    ("first_name", "x" * 201),  # longer than a sender name may be
+])
+async def test_a_telegram_update_the_gateway_cannot_store_is_handled(
+        tmp_path, rasa, fake_telegram, caplog, field, value):
+    """Refused in the handler, which raises: python-telegram-bot logs it as an unhandled
+    error ("No error handlers are registered") and the update is silently dropped."""
+    from bot.gateway.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+
+    settings = _webhook_settings(tmp_path, rasa, fake_telegram)
+    update = fake_telegram.text_update(5551001, "hello")
+    update["update_id"] = 900001
+    target = update["message"] if field == "message_id" else update["message"]["from"]
+    target[field] = value
+    async with running_gateway(settings), client(settings) as http:
+        answer = await http.post(WEBHOOK_PATH, json=update,
+                                 headers={SECRET_HEADER: "s3cret-token"})
+        assert answer.status_code in (200, 400)
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info], \
+        caplog.text
+
+
+async def test_a_telegram_chat_id_that_is_not_a_number_does_not_crash_the_outbox(
+        tmp_path, rasa, fake_telegram, caplog):
+    """chat.id false (or 1.5) is stored as telegram:False; the outbox's int('False') then
+    raises ValueError, not SendError: "outbox worker ... failed", retried forever."""
+    from bot.gateway.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+
+    settings = _webhook_settings(tmp_path, rasa, fake_telegram)
+    update = fake_telegram.text_update(5551001, "hello")
+    update["update_id"] = 900002
+    update["message"]["chat"]["id"] = False
+    async with running_gateway(settings) as app, client(settings) as http:
+        answer = await http.post(WEBHOOK_PATH, json=update,
+                                 headers={SECRET_HEADER: "s3cret-token"})
+        assert answer.status_code in (200, 400)
+        await app.ctx.gateway.idle()
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info], \
+        caplog.text
