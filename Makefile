@@ -12,7 +12,7 @@ RASA_DATA := data config.yml domain.yml
 ENDPOINTS ?= endpoints.yml
 
 .PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
-        import-review deploy-model clean bench
+        import-review deploy-model clean bench fuzz
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -106,6 +106,12 @@ lint: install ## Lint the Python code
 
 test: install browser lint ## Lint, train if needed, then run all tests
 	$(BIN)/pytest
+
+# The fuzz tests run in `make test` too, with small budgets; this is the long campaign.
+FUZZ_TESTS := tests/test_fuzz_http.py tests/test_fuzz_openapi.py tests/test_fuzz_telegram.py
+
+fuzz: install ## Fuzz every endpoint and the Telegram webhook, >=100,000 cases (FUZZ_SCALE=0.1: quick)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -p no:cacheprovider $(FUZZ_TESTS)
 
 clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache

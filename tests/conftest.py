@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Tuple
 
 import pytest
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 
 from bot.brand import PROJECT_ROOT
 from tests.browser import browser_page_fixture  # noqa: F401 - registers browser_page
 from tests.fake_telegram import fake_telegram_fixture  # noqa: F401 - registers the fixture
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+# Hypothesis profiles: HYPOTHESIS_PROFILE=ci (the default: make test) or fuzz (make fuzz).
+# Each fuzz test sets its own max_examples (tests/fuzz_support.py budget()); these set the
+# rest. ci is reproducible (derandomize, no example database); fuzz explores anew each run.
+# The fuzz tests never pass fixtures to hypothesis, so no health check needs suppressing for
+# that; the ones below are about inputs that are large or slow to make on purpose.
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
+                HealthCheck.filter_too_much]
+# ci does not shrink: a failure is reported with the request as sent (Probe notes it), and
+# shrinking a megabyte body can take minutes; its minimal form belongs in a regression test.
+hypothesis_settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
+                                     database=None, print_blob=True,
+                                     phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                                     suppress_health_check=_FUZZ_HEALTH)
+hypothesis_settings.register_profile("fuzz", deadline=None, database=None, print_blob=True,
+                                     suppress_health_check=_FUZZ_HEALTH)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def service_or_skip(name: str, host: str, port: int) -> Tuple[str, int]:
@@ -58,3 +78,11 @@ async def rasa():
     await stand_in.start()
     yield stand_in
     await stand_in.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
+    """After fuzz tests: how many cases ran, and how many 5xx and crashes they found."""
+    fuzz = sys.modules.get("tests.fuzz_support")
+    if fuzz is not None and fuzz.STATS.cases:
+        terminalreporter.write_sep("=", "fuzz summary")
+        terminalreporter.write_line(fuzz.STATS.summary())

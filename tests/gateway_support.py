@@ -12,9 +12,10 @@ import contextlib
 import json
 import re
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, TypeVar
 
 import httpx
 from aiohttp import web
@@ -190,6 +191,81 @@ async def running_gateway(settings: Settings,
         await server.close()
         await server.wait_closed()
         await server.after_stop()
+
+
+T = TypeVar("T")
+
+
+class GatewayThread:
+    """The gateway (and a RasaStandIn, and a FakeTelegram if asked) served from a thread
+    of its own, on its own event loop, for synchronous tests such as hypothesis ones
+    that send many requests to one gateway: ``with GatewayThread(make) as served:``.
+
+    ``make_settings(rasa, fake_telegram_or_None)`` is called once both listen, so the
+    settings can point at them. ``run(coroutine)`` runs a coroutine on the gateway's
+    loop and returns its result (e.g. ``run(bridge_auth(served.settings))``).
+    """
+
+    def __init__(self, make_settings: Callable[[RasaStandIn, Any], Settings],
+                 telegram: bool = False) -> None:
+        self._make_settings = make_settings
+        self._with_telegram = telegram
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="gateway-thread", daemon=True)
+        self._serving: Any = None
+        self.rasa: Optional[RasaStandIn] = None
+        self.telegram: Any = None
+        self.settings: Optional[Settings] = None
+        self.app: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coroutine: Awaitable[T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        try:
+            self.run(self._start())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.run(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=30)
+            self.loop.close()
+
+    async def _start(self) -> None:
+        self.rasa = RasaStandIn()
+        await self.rasa.start()
+        if self._with_telegram:
+            from tests.fake_telegram import FakeTelegram
+
+            self.telegram = FakeTelegram()
+            await self.telegram.start()
+        self.settings = self._make_settings(self.rasa, self.telegram)
+        self._serving = running_gateway(self.settings)
+        self.app = await self._serving.__aenter__()
+
+    async def _stop(self) -> None:
+        if self._serving is not None:
+            await self._serving.__aexit__(None, None, None)
+            self._serving = None
+        if self.telegram is not None:
+            await self.telegram.stop()
+        if self.rasa is not None:
+            await self.rasa.stop()
 
 
 def gateway_settings(tmp_path, rasa_url: str, **changes: Any) -> Settings:

@@ -7,7 +7,13 @@ import uuid
 import pytest
 
 from tests.conftest import service_or_skip
-from tests.gateway_support import bridge_auth, client, gateway_settings, running_gateway
+from tests.gateway_support import (
+    bridge_auth,
+    client,
+    eventually,
+    gateway_settings,
+    running_gateway,
+)
 
 TOKEN = "agent-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -99,3 +105,143 @@ async def test_an_oversized_body_is_refused_before_it_is_read(tmp_path, rasa):
         response = await http.post("/api/v1/messages", content=b"{" + b" " * 2_000_000 + b"}",
                                    headers={"Content-Type": "application/json"})
         assert response.status_code == 413
+
+
+# --- found by the fuzz tests (tests/test_fuzz_*.py) ------------------------------------------
+
+async def test_deeply_nested_json_is_refused_not_a_server_error(tmp_path, rasa):
+    """json.loads raises RecursionError (not ValueError) past ~1,000 levels of nesting."""
+    settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
+    nested = b"[" * 100_000 + b"]" * 100_000
+    async with running_gateway(settings), client(settings) as http:
+        bridge = await bridge_auth(settings)
+        for path, headers in (("/api/v1/messages", bridge), ("/chat/api/messages", {}),
+                              ("/api/v1/handoffs/1/claim", AUTH)):
+            answer = await http.post(path, content=nested, headers=headers)
+            assert answer.status_code in (400, 401, 404), (path, answer.status_code)
+
+
+@pytest.mark.parametrize("after", ["²", "①", "١"])
+async def test_after_takes_ascii_digits_only(tmp_path, rasa, after):
+    """str.isdigit() is true for '²' and '①', which int() refuses: a 500, unauthenticated."""
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings), client(settings) as http:
+        poll = await http.get("/chat/api/messages", params={"session": "s" * 12, "after": after})
+        assert poll.status_code == 400, poll.text
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/api/v1/no-such-call", "/inbox/logout"])
+async def test_an_odd_accept_header_on_an_error_is_not_a_server_error(tmp_path, rasa, path):
+    """Sanic's default error page parses Accept and fails on a value without '/': 500."""
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings), client(settings) as http:
+        answer = await http.get(path, headers={"Accept": "x"})  # 404, or 405 for the logout
+        assert answer.status_code in (404, 405), answer.text
+
+
+async def test_errors_sanic_raises_under_api_say_error_too(tmp_path, rasa):
+    """No route, wrong method, too large: JSON with an "error" key, like the API's own."""
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings), client(settings) as http:
+        headers = {"Accept": "application/json"}
+        for answer in (await http.get("/api/v1/no-such-call", headers=headers),
+                       await http.get("/api/v1/messages", headers=headers),
+                       await http.post("/api/v1/messages", content=b"x" * 2_000_000,
+                                       headers=headers)):
+            assert answer.status_code in (404, 405, 413)
+            assert "error" in answer.json(), answer.text
+
+
+async def test_unstorable_agent_input_is_refused_not_a_server_error(tmp_path, rasa):
+    """A lone surrogate in the agent's name or reply reaches SQLite's encoder: a 500."""
+    settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
+    async with running_gateway(settings) as app, client(settings) as http:
+        await http.post("/api/v1/messages", json=dm("c1", "human please"),
+                        headers=await bridge_auth(settings))
+        await eventually(lambda: app.ctx.gateway.store.handoff(1))
+        for action, body in (("claim", '{"agent": "S\\ud800m"}'),
+                             ("reply", '{"agent": "Sam", "text": "hi \\ud800"}')):
+            answer = await http.post(f"/api/v1/handoffs/1/{action}", content=body.encode(),
+                                     headers={**AUTH, "Content-Type": "application/json"})
+            assert answer.status_code == 400, (action, answer.text)
+        assert app.ctx.gateway.store.handoff(1)["status"] == "open"  # nothing changed
+
+
+async def test_a_lone_surrogate_in_the_sign_in_form_is_not_a_server_error(tmp_path, rasa):
+    """A multipart part may name its charset; unicode_escape turns '\\ud800' into a lone
+    surrogate, which the password hash cannot encode: a 500, before anyone signed in."""
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings), client(settings) as http:
+        form = await http.get("/inbox/login")
+        csrf = form.cookies["inbox_login"]
+        for field in ("password", "username"):
+            parts = {"username": "sam", "password": "x" * 12, "csrf": csrf, field: "\\ud800"}
+            body = b"".join(
+                (f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n'
+                 f"Content-Type: text/plain; charset=unicode_escape\r\n\r\n{value}\r\n").encode()
+                for name, value in parts.items()) + b"--b--\r\n"
+            answer = await http.post("/inbox/login", content=body, headers={
+                "Content-Type": "multipart/form-data; boundary=b",
+                "Cookie": f"inbox_login={csrf}"})
+            assert answer.status_code == 401, (field, answer.status_code)
+
+
+@pytest.mark.xfail(strict=True, reason="Sanic 21.12 (pinned by rasa 3.6) answers 500 for a "
+                                       "request line with non-ASCII bytes (sanic/http.py:450)")
+def test_a_request_line_with_non_ascii_bytes_is_a_client_error(tmp_path):
+    from tests.fuzz_support import raw_exchange
+    from tests.gateway_support import GatewayThread
+
+    with GatewayThread(lambda stand_in, _: gateway_settings(tmp_path, stand_in.url)) as served:
+        status = raw_exchange(served.settings.host, served.settings.port,
+                              b"\xff /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status == 400
+
+
+def _webhook_settings(tmp_path, rasa, fake):  # noqa: ANN001, ANN202
+    return gateway_settings(tmp_path, rasa.url, telegram_bot_token=fake.token,
+                            telegram_api_base_url=fake.base_url,
+                            telegram_webhook_url="https://bot.example/telegram/webhook",
+                            telegram_webhook_secret="s3cret-token")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("message_id", ""),  # a string where Telegram sends a number: no valid channel_message_id
+    ("first_name", "x" * 201),  # longer than a sender name may be
+])
+async def test_a_telegram_update_the_gateway_cannot_store_is_handled(
+        tmp_path, rasa, fake_telegram, caplog, field, value):
+    """Refused in the handler, which raises: python-telegram-bot logs it as an unhandled
+    error ("No error handlers are registered") and the update is silently dropped."""
+    from bot.gateway.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+
+    settings = _webhook_settings(tmp_path, rasa, fake_telegram)
+    update = fake_telegram.text_update(5551001, "hello")
+    update["update_id"] = 900001
+    target = update["message"] if field == "message_id" else update["message"]["from"]
+    target[field] = value
+    async with running_gateway(settings), client(settings) as http:
+        answer = await http.post(WEBHOOK_PATH, json=update,
+                                 headers={SECRET_HEADER: "s3cret-token"})
+        assert answer.status_code in (200, 400)
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info], \
+        caplog.text
+
+
+async def test_a_telegram_chat_id_that_is_not_a_number_does_not_crash_the_outbox(
+        tmp_path, rasa, fake_telegram, caplog):
+    """chat.id false (or 1.5) is stored as telegram:False; the outbox's int('False') then
+    raises ValueError, not SendError: "outbox worker ... failed", retried forever."""
+    from bot.gateway.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+
+    settings = _webhook_settings(tmp_path, rasa, fake_telegram)
+    update = fake_telegram.text_update(5551001, "hello")
+    update["update_id"] = 900002
+    update["message"]["chat"]["id"] = False
+    async with running_gateway(settings) as app, client(settings) as http:
+        answer = await http.post(WEBHOOK_PATH, json=update,
+                                 headers={SECRET_HEADER: "s3cret-token"})
+        assert answer.status_code in (200, 400)
+        await app.ctx.gateway.idle()
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info], \
+        caplog.text

@@ -41,14 +41,15 @@ def json_body(request: Request) -> Any:
         return None
     try:
         return json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past ~1,000 levels
         return None
 
 
 def after_arg(request: Request) -> int:
     """The ``?after=<message id>`` of a transcript poll (0 when absent); 400 for nonsense."""
     raw = request.args.get("after", "0")
-    if not raw.isdigit() or len(raw) > 10 or (int(raw) and not is_row_id(int(raw))):
+    if (not (raw.isascii() and raw.isdigit()) or len(raw) > 10  # '²'.isdigit(), int('²') fails
+            or (int(raw) and not is_row_id(int(raw)))):
         raise InvalidInputError("after must be a message id (a whole number, at most "
                                 f"{MAX_ID})")
     return int(raw)
