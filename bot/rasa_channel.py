@@ -82,7 +82,8 @@ class GatewayInput(InputChannel):
             log.error("gateway channel: RASA_TOKEN is not set, so every call is refused")
             return False
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return hmac.compare_digest(given.encode("utf-8", "backslashreplace"),
+                                   self.token.encode())
 
 
 def _body(request: Request) -> Any:

@@ -454,7 +454,8 @@ class Probe:
                      f"{answer.status} for {request}\n  answer: {answer.body[:500]!r}")
         path = raw.partition(b"?")[0]
         is_json = answer.headers.get("content-type", "").startswith("application/json")
-        if path.startswith(b"/api/") and answer.status >= 400 and is_json:
+        has_body = method.upper() != "HEAD"  # (HTTP: a HEAD answer has no body)
+        if path.startswith(b"/api/") and answer.status >= 400 and is_json and has_body:
             try:
                 error = answer.json().get("error")
             except (ValueError, AttributeError):

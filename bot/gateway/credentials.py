@@ -32,6 +32,13 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Whether a presented secret (header, cookie, form field) is ``expected``, in constant
+    time; any text, even one holding undecodable bytes or lone surrogates, is just unequal."""
+    return hmac.compare_digest(given.encode("utf-8", "backslashreplace"),
+                               expected.encode("utf-8", "backslashreplace"))
+
+
 def matches(secret: str, stored_digest: str) -> bool:
     """Whether ``secret`` is the one whose digest is stored (constant time)."""
     return hmac.compare_digest(digest(secret), stored_digest)

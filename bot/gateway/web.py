@@ -112,10 +112,12 @@ def install_error_handler(app: Sanic) -> None:
     async def sanic_refused(request: Request, exception: SanicException) -> HTTPResponse:
         # Sanic's own (no route, wrong method, body too large...), in our format: its
         # default page parses Accept and fails (a 500) on a value without a '/'.
+        # JSON but for the pages, as what Sanic could not even route (an over-long
+        # request line) may well have been an API call.
         status = getattr(exception, "status_code", 500) or 500
         text = str(exception) if status < 500 else "internal error"
-        result = (error(status, text) if "/api/" in request.path
-                  else response.text(text, status=status))
+        page = request.path.startswith("/inbox") or request.path in {"/", "/chat", "/chat/"}
+        result = response.text(text, status=status) if page else error(status, text)
         for name, value in (getattr(exception, "headers", None) or {}).items():
             result.headers[name] = value
         return result

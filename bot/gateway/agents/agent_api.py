@@ -10,12 +10,12 @@ mapped by the app's one error handler.
 from __future__ import annotations
 
 import functools
-import hmac
 from typing import Any, Awaitable, Callable, Dict, Tuple
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from bot.gateway.credentials import same_secret
 from bot.gateway.web import InvalidInputError, error, iso, json_body, message_json
 
 VIA = "api"
@@ -33,7 +33,7 @@ def bearer_token_required(handler: Handler) -> Handler:
         if not token:
             return error(403, "the agent API is off: set AGENT_API_TOKEN to enable it")
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not same_secret(given, token):
             return error(401, "missing or wrong bearer token")
         return await handler(request, *args, **kwargs)
 

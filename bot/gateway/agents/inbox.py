@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import secrets
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
@@ -20,6 +19,7 @@ from sanic.response import HTTPResponse
 
 from bot.gateway.agents import inbox_pages as pages
 from bot.gateway.agents.sign_in import LoginThrottle, verify
+from bot.gateway.credentials import same_secret
 from bot.gateway.handoffs.errors import HandoffNotFoundError
 from bot.gateway.handoffs.events import HandoffChange
 from bot.gateway.messages import is_storable
@@ -70,7 +70,7 @@ async def current_session(request: Request) -> Optional[Dict[str, Any]]:
 
 def post_allowed(request: Request, session: Dict[str, Any]) -> bool:
     given = (request.form.get("csrf") or "") if request.form else ""
-    return hmac.compare_digest(given.encode(), session["csrf"].encode())
+    return same_secret(given, session["csrf"])
 
 
 def to_login() -> HTTPResponse:
@@ -148,7 +148,7 @@ async def login(request: Request) -> HTTPResponse:
     address = client_address(request)
     expected = request.cookies.get(LOGIN_COOKIE) or ""
     given = request.form.get("csrf") or ""
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not expected or not same_secret(given, expected):
         return response.text("This form has expired; reload the page and try again.",
                              status=403)
     try:

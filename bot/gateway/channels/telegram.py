@@ -36,7 +36,6 @@ customer exactly as written; long text is split at Telegram's limit.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Dict, Optional
 
@@ -60,6 +59,7 @@ from telegram.ext import (
 )
 from telegram.ext import filters as tg_filters
 
+from bot.gateway.credentials import same_secret
 from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
 from bot.gateway.pipeline import Gateway, SendError
 from bot.gateway.rate_limits import RateLimitedError
@@ -193,7 +193,7 @@ class TelegramChannel:
         """Sanic handler for WEBHOOK_PATH (registered by the app in webhook mode)."""
         given = request.headers.get(SECRET_HEADER, "")
         expected = self.settings.telegram_webhook_secret or ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not same_secret(given, expected):
             return response.json({"error": "wrong secret token"}, status=403)
         try:
             update = Update.de_json(request.json, self.application.bot)
