@@ -19,7 +19,9 @@ again. First sends skip the lookup, so the usual path costs nothing more.
 
 Unlike the REST channel this one needs RASA_TOKEN (fails closed without it)
 and answers 500 when the turn fails, so the gateway retries instead of taking
-half an answer for a whole one.
+half an answer for a whole one; that includes a turn during which the tracker
+store failed (``bot/rasa_tracker_store.py``), which Rasa itself would answer
+from an empty conversation and never record.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, Us
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
+
+from bot.rasa_tracker_store import STORE_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +106,24 @@ def _body(request: Request) -> Any:
     return body
 
 
+class TrackerStoreFailedError(RuntimeError):
+    """The tracker store failed during the turn (and Rasa carried on without it)."""
+
+
 async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Run the turn, unless a retry finds it already ran: then its replies again."""
+    """Run the turn, unless a retry finds it already ran: then its replies again.
+
+    TrackerStoreFailedError when the tracker could not be read or saved: the
+    turn's answer would rest on a conversation that is not the customer's.
+    """
     sender, message_id = body["sender"], body["message_id"]
     collector = CollectingOutputChannel()
+    STORE_FAILED.set(False)
     async with agent.lock_store.lock(sender):
         if body.get("retry"):
             earlier = await replies_to(agent, sender, message_id)
+            if STORE_FAILED.get():
+                raise TrackerStoreFailedError("could not read the tracker")
             if earlier is not None:
                 log.info("gateway channel: message %s was already handled; replaying "
                          "its replies", message_id)
@@ -116,6 +131,8 @@ async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
         await agent.processor.handle_message(UserMessage(
             body["message"], collector, sender, input_channel=NAME, message_id=message_id,
             metadata=body.get("metadata") or {}))
+    if STORE_FAILED.get():
+        raise TrackerStoreFailedError("the tracker store failed during the turn")
     return collector.messages
 
 

@@ -80,3 +80,36 @@ async def test_the_channel_needs_the_token_and_a_well_formed_body(agent):
         await server.wait_closed()
         await server.after_stop()
     assert GatewayInput.from_credentials(None).name() == "gateway"
+
+
+async def test_a_turn_during_which_the_tracker_store_failed_is_an_error_to_retry(
+        agent, tmp_path):
+    """Rasa's fail-safe store would answer from an empty conversation and save nowhere."""
+    import sqlite3
+
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    from bot.rasa_channel import TrackerStoreFailedError
+    from bot.rasa_tracker_store import FailClosedSQLTrackerStore
+
+    path = tmp_path / "trackers.db"
+    store = FailSafeTrackerStore(FailClosedSQLTrackerStore(
+        domain=agent.domain, dialect="sqlite", db=str(path)))
+    saved = agent.tracker_store, agent.processor.tracker_store
+    agent.tracker_store = agent.processor.tracker_store = store
+    sender = f"api:{uuid.uuid4().hex[:8]}"
+    try:
+        assert await handle_once(agent, turn(sender, "gw-1"))  # the database works
+        blocker = sqlite3.connect(path, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")  # now it does not: reads and writes fail
+        try:
+            with pytest.raises(TrackerStoreFailedError):
+                await handle_once(agent, turn(sender, "gw-2"))
+        finally:
+            blocker.rollback()
+            blocker.close()
+        # Back again: the retry runs the turn for real, on the customer's conversation.
+        assert await handle_once(agent, turn(sender, "gw-2", retry=True))
+        assert await user_turns(agent, sender) == ["gw-1", "gw-2"]
+    finally:
+        agent.tracker_store, agent.processor.tracker_store = saved
