@@ -46,7 +46,12 @@ def test_conversations_survive_in_postgresql(production_env):
         return await TrackerStore.create(config, domain).retrieve(sender)
 
     restored = asyncio.new_event_loop().run_until_complete(roundtrip())
-    assert type(store).__name__ == "SQLTrackerStore"
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    from bot.rasa_tracker_store import FailClosedSQLTrackerStore
+
+    assert isinstance(store, FailClosedSQLTrackerStore)  # PostgreSQL through Rasa's SQL store
+    assert isinstance(store, SQLTrackerStore) and store.engine.dialect.name == "postgresql"
     assert restored.latest_message.text == "where is JL-204815"
 
 
