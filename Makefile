@@ -12,7 +12,7 @@ RASA_DATA := data config.yml domain.yml
 ENDPOINTS ?= endpoints.yml
 
 .PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
-        import-review deploy-model clean bench
+        import-review deploy-model clean bench run-scaled
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,12 @@ WITH_RASA_TOKEN := $(BIN)/python -m bot.rasa_token
 run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (Ctrl-C stops all)
 	@mkdir -p var
 	$(WITH_RASA_TOKEN) $(BIN)/honcho start -f Procfile
+
+run-scaled: train ## Run 2 gateways (:8080, :8081), 2 Rasa and 2 action servers on local PostgreSQL + Redis (Procfile.scaled)
+	@mkdir -p var
+	$(BIN)/python -m bot.topology check
+	$(BIN)/python -m bot.topology create-databases
+	$(WITH_RASA_TOKEN) $(BIN)/honcho start -f Procfile.scaled
 
 agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam Patel"
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }

@@ -1,0 +1,75 @@
+"""The scaled topology is written once (bot/topology.py): Procfile.scaled is its output."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from bot.brand import PROJECT_ROOT
+from bot.topology import (
+    SERVICE_DEFAULTS,
+    TopologyError,
+    check_telegram,
+    create_database,
+    database_urls,
+    drop_database,
+    procfile,
+    topology,
+)
+from tests.conftest import service_or_skip
+
+
+def test_procfile_scaled_is_the_topologys_output():
+    assert (PROJECT_ROOT / "Procfile.scaled").read_text() == procfile(2), (
+        "regenerate it: .venv/bin/python -m bot.topology procfile > Procfile.scaled")
+
+
+def test_two_of_each_on_their_ports_each_rasa_with_its_own_action_server():
+    processes = {p.name: p for p in topology(2)}
+    assert {name: p.port for name, p in processes.items()} == {
+        "actions1": 5055, "actions2": 5056, "rasa1": 5005, "rasa2": 5006,
+        "gateway1": 8080, "gateway2": 8081}
+    for i in (1, 2):
+        rasa = dict(processes[f"rasa{i}"].fixed_env)
+        assert rasa["ACTION_ENDPOINT_URL"] == f"http://127.0.0.1:{5054 + i}/webhook"
+        assert "endpoints.production.yml" in processes[f"rasa{i}"].argv
+        gateway = dict(processes[f"gateway{i}"].fixed_env)
+        assert gateway["RASA_URL"] == "http://127.0.0.1:5005,http://127.0.0.1:5006"
+    assert processes["gateway1"].health_url == "http://127.0.0.1:8080/health"
+    assert processes["rasa2"].health_url == "http://127.0.0.1:5006/"
+
+
+def test_services_default_to_the_local_ones_and_are_overridable():
+    [gateway] = [p for p in topology(1) if p.name == "gateway1"]
+    assert gateway.environment({})["DATABASE_URL"] == SERVICE_DEFAULTS["DATABASE_URL"]
+    assert gateway.environment({"DATABASE_URL": ""})["DATABASE_URL"] == \
+        SERVICE_DEFAULTS["DATABASE_URL"]  # as ${DATABASE_URL:-default} in the Procfile
+    mine = "postgresql://u:p@db.internal/gw"
+    assert gateway.environment({"DATABASE_URL": mine})["DATABASE_URL"] == mine
+    [rasa] = [p for p in topology(1) if p.name == "rasa1"]
+    env = rasa.environment({"REDIS_HOST": "redis.internal", "RASA_TOKEN": "t"})
+    assert (env["REDIS_HOST"], env["TRACKER_DB_NAME"], env["RASA_TOKEN"]) == (
+        "redis.internal", "juniper_trackers", "t")
+    assert database_urls({})[1] == "postgresql://postgres@127.0.0.1:5432/juniper_trackers"
+
+
+def test_a_telegram_token_needs_webhook_mode_with_several_gateways():
+    with pytest.raises(TopologyError, match="TELEGRAM_WEBHOOK_URL"):
+        check_telegram({"TELEGRAM_BOT_TOKEN": "1:x"}, replicas=2)
+    check_telegram({"TELEGRAM_BOT_TOKEN": "1:x"}, replicas=1)  # one poller is fine
+    check_telegram({}, replicas=2)  # web chat and DM API only
+    check_telegram({"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_WEBHOOK_URL": "https://b/t",
+                    "TELEGRAM_WEBHOOK_SECRET": "s"}, replicas=2)
+
+
+def test_create_databases_makes_missing_ones_once():
+    host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    url = f"postgresql://postgres@{host}:{port}/topology_{uuid.uuid4().hex[:8]}"
+    try:
+        assert create_database(url) is True
+        assert create_database(url) is False  # present: left alone
+    finally:
+        drop_database(url)
+    with pytest.raises(TopologyError):
+        create_database(f"postgresql://postgres@{host}:{port}/bad-name")
