@@ -1,10 +1,12 @@
-"""The scaled topology is written once (bot/topology.py): Procfile.scaled is its output."""
+"""The scaled topology is written once (bot/topology.py): Procfile.scaled is its output, the
+chaos benchmark starts its processes, and compose.yaml runs the same ones."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.topology import (
@@ -61,6 +63,30 @@ def test_a_telegram_token_needs_webhook_mode_with_several_gateways():
     check_telegram({}, replicas=2)  # web chat and DM API only
     check_telegram({"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_WEBHOOK_URL": "https://b/t",
                     "TELEGRAM_WEBHOOK_SECRET": "s"}, replicas=2)
+
+
+def test_compose_runs_the_same_processes():
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    for process in topology(2):
+        service = services[process.name]
+        command = service["command"]
+        if command[:2] == ["sh", "-c"]:  # the gateway checks Telegram's mode first
+            assert command[2].endswith("exec " + " ".join(process.argv))
+        else:
+            assert command == list(process.argv)
+        env = service["environment"]
+        for name, value in process.fixed_env:
+            if name == "RASA_URL":  # the same servers, by their compose names
+                assert env[name] == "http://rasa1:5005,http://rasa2:5006"
+            elif name == "ACTION_ENDPOINT_URL":
+                assert env[name] == value.replace("127.0.0.1", f"actions{process.replica}")
+            else:
+                assert env[name] == value, (process.name, name)
+        for name in process.services:
+            assert name in env, (process.name, name)
+        assert process.health_url in " ".join(service["healthcheck"]["test"])
+    assert {"postgres", "redis", "databases"} <= set(services)
 
 
 def test_create_databases_makes_missing_ones_once():
