@@ -12,7 +12,7 @@ RASA_DATA := data config.yml domain.yml
 ENDPOINTS ?= endpoints.yml
 
 .PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
-        import-review deploy-model clean bench run-scaled
+        import-review deploy-model clean bench run-scaled chaos
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -123,3 +123,6 @@ bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot AP
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
 	$(BIN)/python -m bench.login_load --logins 30
+
+chaos: train ## Chaos benchmark: 500 customers, 10,000 DMs into the scaled stack while each process is kill -9ed, PostgreSQL restarts, Telegram answers 429/5xx
+	$(BIN)/python -m bench.chaos $(ARGS)
