@@ -41,6 +41,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 GATEWAY, RASA, ACTIONS = "gateway", "rasa", "actions"
 BASE_PORTS = {GATEWAY: 8080, RASA: 5005, ACTIONS: 5055}
 HEALTH_PATHS = {GATEWAY: "/health", RASA: "/", ACTIONS: "/health"}
+# Sanic starts a new connection in its keep-alive stage, so the action server
+# closes one whose request has not begun within KEEP_ALIVE_TIMEOUT (5 s by
+# default). Rasa's event loop, busy with other conversations' NLU on a loaded
+# machine, can take that long between connecting and writing; the call then
+# fails ("Cannot write to closing transport"), Rasa drops the action's events
+# and the customer gets no reply. A minute and a quarter leaves room for that.
+ACTIONS_KEEP_ALIVE_SECONDS = 75
 GATEWAY_DATABASE = "juniper_gateway"
 TRACKER_DATABASE = "juniper_trackers"
 
@@ -84,6 +91,7 @@ class Process:
         assignments += [f"{name}=${{{name}:-{SERVICE_DEFAULTS[name]}}}" for name in self.services]
         if self.kind == ACTIONS:  # rasa-sdk reads its interface from SANIC_HOST
             assignments.append("SANIC_HOST=${ACTIONS_HOST:-127.0.0.1}")
+            assignments.append(f"SANIC_KEEP_ALIVE_TIMEOUT={ACTIONS_KEEP_ALIVE_SECONDS}")
         return f"{self.name}: {' '.join([*assignments, *self.argv])}"
 
     def environment(self, env: Mapping[str, str]) -> Dict[str, str]:
@@ -94,6 +102,7 @@ class Process:
             resolved[name] = env.get(name) or SERVICE_DEFAULTS[name]
         if self.kind == ACTIONS:
             resolved["SANIC_HOST"] = env.get("ACTIONS_HOST") or "127.0.0.1"
+            resolved["SANIC_KEEP_ALIVE_TIMEOUT"] = str(ACTIONS_KEEP_ALIVE_SECONDS)
         return resolved
 
     def command(self, venv_bin: Optional[Path] = None) -> List[str]:

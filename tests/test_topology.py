@@ -10,6 +10,7 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.topology import (
+    ACTIONS_KEEP_ALIVE_SECONDS,
     SERVICE_DEFAULTS,
     TopologyError,
     check_telegram,
@@ -85,6 +86,8 @@ def test_compose_runs_the_same_processes():
                 assert env[name] == value, (process.name, name)
         for name in process.services:
             assert name in env, (process.name, name)
+        if process.kind == "actions":
+            assert env["SANIC_KEEP_ALIVE_TIMEOUT"] == str(ACTIONS_KEEP_ALIVE_SECONDS)
         assert process.health_url in " ".join(service["healthcheck"]["test"])
     assert {"postgres", "redis", "databases"} <= set(services)
 
@@ -99,3 +102,10 @@ def test_create_databases_makes_missing_ones_once():
         drop_database(url)
     with pytest.raises(TopologyError):
         create_database(f"postgresql://postgres@{host}:{port}/bad-name")
+
+
+def test_the_action_server_waits_for_a_busy_rasa_to_write_its_request():
+    """A new connection idle past Sanic's keep-alive timeout is closed before the call."""
+    [actions] = [p for p in topology(1) if p.kind == "actions"]
+    assert int(actions.environment({})["SANIC_KEEP_ALIVE_TIMEOUT"]) >= 60
+    assert "SANIC_KEEP_ALIVE_TIMEOUT=75" in (PROJECT_ROOT / "Procfile").read_text()
