@@ -7,6 +7,14 @@ replace the model, so this adds ``--interface $RASA_HOST`` (default
 127.0.0.1) and ``--auth-token $RASA_TOKEN``, and refuses to start without a
 token. The token is given to Rasa's command-line parser inside this process,
 so it never appears in the process list (``ps``) as an argument would.
+
+It also makes Rasa's tracker store fail closed (``fail_closed``): Rasa 3.6
+wraps every tracker store in a FailSafeTrackerStore that, when the database
+is unreachable, logs the error and carries on, retrieving *no* tracker (the
+turn runs on a conversation started afresh) and saving into memory (the turn
+is answered but never recorded). With the gateway in front, a failed turn is
+better: the gateway channel answers 500 and the gateway retries the message
+once the database is back, as a retry that the tracker deduplicates.
 """
 
 from __future__ import annotations
@@ -32,10 +40,22 @@ def rasa_run_argv(options: Sequence[str], env: Mapping[str, str] = os.environ) -
     return ["rasa", "run", "--interface", host, *options, "--auth-token", token]
 
 
+def fail_closed() -> None:
+    """Tracker store errors propagate instead of falling back to an in-memory store."""
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    def propagate(self: FailSafeTrackerStore, error: Exception) -> None:
+        raise error  # called inside the store's ``except``: the turn fails, and is retried
+
+    FailSafeTrackerStore.on_tracker_store_error = propagate
+    FailSafeTrackerStore.on_tracker_store_retrieve_error = propagate
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     from rasa.__main__ import main as rasa_main
 
     sys.argv = rasa_run_argv(sys.argv[1:] if argv is None else argv)
+    fail_closed()
     rasa_main()
 
 

@@ -102,3 +102,31 @@ def test_the_procfile_action_server_listens_on_loopback_only():
     finally:
         process.terminate()  # honcho stops its children
         process.wait(timeout=30)
+
+
+async def test_rasa_fails_a_turn_rather_than_forget_or_not_record_it(monkeypatch):
+    """Database down: Rasa's FailSafeTrackerStore would answer from an empty tracker and
+    keep the turn in memory; bot.rasa_server makes both errors fail the turn instead."""
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.rasa_server import fail_closed
+
+    class Down(InMemoryTrackerStore):
+        async def retrieve(self, sender_id):
+            raise ConnectionError("the database is restarting")
+
+        async def save(self, tracker):
+            raise ConnectionError("the database is restarting")
+
+    store = FailSafeTrackerStore(Down(Domain.empty()))
+    assert await store.retrieve("telegram:42") is None  # Rasa's own behaviour: forgotten
+    for name in ("on_tracker_store_error", "on_tracker_store_retrieve_error"):
+        monkeypatch.setattr(FailSafeTrackerStore, name, getattr(FailSafeTrackerStore, name))
+    fail_closed()
+    with pytest.raises(ConnectionError):
+        await store.retrieve("telegram:42")
+    with pytest.raises(ConnectionError):
+        await store.save(DialogueStateTracker("telegram:42", []))
+    assert await store.fallback_tracker_store.retrieve("telegram:42") is None  # not in memory
