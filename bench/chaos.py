@@ -97,14 +97,14 @@ TEXTS = [
 class Config:
     customers: int = 500
     messages: int = 10_000
-    rate: float = 16.0  # messages offered per second, all customers together
+    rate: float = 8.0  # messages offered per second, all customers together
     replicas: int = 2
     kill: Sequence[str] = ("all",)  # process names (gateway1, rasa2, ...), "all" or "none"
     db_restart: bool = True
     telegram_faults: bool = True
     takeover: bool = True
     telegram_share: float = 0.5
-    drain_seconds: float = 420.0
+    drain_seconds: float = 300.0  # give up draining after this long without progress
     startup_seconds: float = 300.0
     seed: int = 7
     keep: bool = False  # keep the databases and logs for a post-mortem
@@ -223,7 +223,6 @@ class Customer:
     external_id: str  # chat id, or the DM API conversation id
     texts: List[str]
     acked: List[str] = field(default_factory=list)  # channel message ids, in order
-    updates: Dict[int, Dict[str, Any]] = field(default_factory=dict)
 
     @property
     def conversation_id(self) -> str:
@@ -268,7 +267,7 @@ class Load:
                 i, "telegram" if telegram else "api",
                 str(chat_base + i) if telegram else f"chaos{run_id}-{i}", texts))
         self.gateways = [stack.processes[n] for n in stack.names(GATEWAY)]
-        self.sent_at: Dict[Tuple[str, str], float] = {}  # first acknowledged, wall clock
+        self.ack_seconds: List[float] = []  # first try to 2xx, retries included
         self.retries = collections.Counter()
         self.acked_total = 0
 
@@ -303,11 +302,12 @@ class Load:
             key = str(update["message"]["message_id"])
         else:
             key = f"m{k}"
+        began = time.monotonic()
         await self._deliver(http, customer, text, key, update if customer.channel ==
                             "telegram" else None)
         customer.acked.append(key)
         self.acked_total += 1
-        self.sent_at[(customer.conversation_id, key)] = time.time()
+        self.ack_seconds.append(time.monotonic() - began)
         if len(customer.acked) < len(customer.texts):
             ready.append(customer)
 
@@ -622,14 +622,19 @@ async def measure_takeover(stack: Stack, load: Load, chaos: Chaos, store_url: st
 
 
 # --- the run ------------------------------------------------------------------
-async def wait_drained(store_url: str, load: Load, timeout: float,
+async def wait_drained(store_url: str, load: Load, stalled_after: float,
                        timeline: Timeline) -> float:
-    """Wait until nothing is queued, held or unsent; the seconds it took."""
+    """Wait until nothing is queued, held or unsent; the seconds it took, or -1.
+
+    Gives up once nothing has moved for ``stalled_after`` seconds (a backlog
+    draining slowly is waited for; a stuck one is not).
+    """
     started = time.monotonic()
     engine = sa.create_engine(store_url, pool_pre_ping=True)
     last_report = 0.0
+    best, moved = None, time.monotonic()
     try:
-        while time.monotonic() - started < timeout:
+        while time.monotonic() - moved < stalled_after:
             try:
                 with engine.connect() as db:
                     pending = db.execute(sa.text(
@@ -639,8 +644,10 @@ async def wait_drained(store_url: str, load: Load, timeout: float,
                         "SELECT count(*) FROM messages WHERE direction = 'in'")).scalar_one()
             except sa.exc.OperationalError:
                 pending, stored = -1, -1
-            if pending == 0 and stored >= load.acked_total:
+            if pending == 0:  # idle; an acknowledged message not stored by now never will be
                 return time.monotonic() - started
+            if pending >= 0 and (best is None or pending < best):
+                best, moved = pending, time.monotonic()
             if time.monotonic() - last_report > 15:
                 timeline.note("draining", pending=pending, stored=stored,
                               acknowledged=load.acked_total)
@@ -717,8 +724,18 @@ async def run(config: Config) -> Dict[str, Any]:
         result["drain_s"] = round(drained, 1)
         result["load_s"] = round(time.monotonic() - load_started, 1)
         result["retries"] = dict(load.retries)
+        acks = sorted(load.ack_seconds)
+        if acks:
+            result["acknowledged_p50_ms"] = round(1000 * acks[len(acks) // 2])
+            result["acknowledged_p99_ms"] = round(1000 * acks[int(0.99 * (len(acks) - 1))])
+            result["acknowledged_max_s"] = round(acks[-1], 1)
         result["telegram_faults_injected"] = dict(chaos.faults)
         result["kills"] = [k["name"] for k in chaos.kills]
+        # Rasa goes on without a custom action it could not reach, and says so once a time.
+        result["rasa_dropped_action_events"] = sum(
+            (work / f"{name}.log").read_text(errors="replace").count(
+                "Bot will continue, but the actions events are lost")
+            for name in stack.names(RASA))
         result["db_restarts"] = len(chaos.db_outages)
         if config.takeover and config.replicas > 1:
             result["takeover"] = await measure_takeover(stack, load, chaos, store_url)
@@ -752,7 +769,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-db-restart", action="store_true")
     parser.add_argument("--no-telegram-faults", action="store_true")
     parser.add_argument("--no-takeover", action="store_true")
-    parser.add_argument("--drain-seconds", type=float, default=Config.drain_seconds)
+    parser.add_argument("--drain-seconds", type=float, default=Config.drain_seconds,
+                        help="stop waiting for the queues after this long without progress")
     parser.add_argument("--keep", action="store_true",
                         help="keep the databases (chaos_<run>_*) for a post-mortem")
     parser.add_argument("--report", type=Path, default=REPORT)
@@ -766,6 +784,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     result = asyncio.run(run(config))
     if config.report is not None:
         write_report(config.report, result)
+    print(f"chaos: lost_by_reason={result['lost_by_reason']} never_in_rasa="
+          f"{result['never_in_rasa']} rasa_dropped_action_events="
+          f"{result['rasa_dropped_action_events']} takeover={result.get('takeover')}")
     print(f"chaos: duplicated_to_customers_in_window={result['duplicated_to_customers_in_window']}"
           " (accepted by Telegram just before a gateway kill -9 or the database restart, "
           "so never marked sent)")
