@@ -12,7 +12,7 @@ RASA_DATA := data config.yml domain.yml
 ENDPOINTS ?= endpoints.yml
 
 .PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
-        import-review deploy-model clean bench fuzz
+        import-review deploy-model clean bench fuzz run-scaled chaos
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,12 @@ WITH_RASA_TOKEN := $(BIN)/python -m bot.rasa_token
 run: train ## Run the bot: gateway (web chat on :8080), Rasa and action server (Ctrl-C stops all)
 	@mkdir -p var
 	$(WITH_RASA_TOKEN) $(BIN)/honcho start -f Procfile
+
+run-scaled: train ## Run 2 gateways (:8080, :8081), 2 Rasa and 2 action servers on local PostgreSQL + Redis (Procfile.scaled)
+	@mkdir -p var
+	$(BIN)/python -m bot.topology check
+	$(BIN)/python -m bot.topology create-databases
+	$(WITH_RASA_TOKEN) $(BIN)/honcho start -f Procfile.scaled
 
 agent: install ## Create a web inbox account: make agent USERNAME=sam NAME="Sam Patel"
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || { echo 'usage: make agent USERNAME=sam NAME="Sam Patel"'; exit 2; }
@@ -123,3 +129,6 @@ bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot AP
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
 	$(BIN)/python -m bench.login_load --logins 30
+
+chaos: train ## Chaos benchmark: 500 customers, 10,000 DMs into the scaled stack while each process is kill -9ed, PostgreSQL restarts, Telegram answers 429/5xx
+	$(BIN)/python -m bench.chaos $(ARGS)
