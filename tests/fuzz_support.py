@@ -96,6 +96,10 @@ class FuzzStats:
         else:
             self.findings[kind] = [1, description]
 
+    def progress(self) -> None:
+        if PROGRESS:
+            Path(PROGRESS).write_text(self.summary() + "\n", encoding="utf-8")
+
     def summary(self) -> str:
         classes = Counter(f"{status // 100}xx" if isinstance(status, int) else status
                           for status in self.statuses.elements())
@@ -110,6 +114,8 @@ class FuzzStats:
 
 STATS = FuzzStats()
 SLOW = 10.0
+CHUNK = 5_000  # examples per hypothesis run (see ``run``)
+PROGRESS = os.environ.get("FUZZ_PROGRESS")  # a file to keep the summary in, as it grows
 
 
 class FuzzFindingError(AssertionError):
@@ -153,7 +159,7 @@ def _finding(kind: str, description: str) -> None:
         raise FuzzFindingError(description)
 
 
-def run(examples: Union[int, Callable[[], int]], strategy: st.SearchStrategy,
+def run(examples: int, strategy: st.SearchStrategy,
         body: Callable[[Any], None], crash_log: Optional[CrashLog] = None) -> None:
     """Run ``body(example)`` for ``examples`` hypothesis examples of ``strategy``.
 
@@ -164,8 +170,6 @@ def run(examples: Union[int, Callable[[], int]], strategy: st.SearchStrategy,
     before = {kind: count for kind, (count, _) in STATS.findings.items()}
     seen_crashes = len(crash_log.records) if crash_log else 0
 
-    @hypothesis_settings(max_examples=examples)
-    @given(strategy)
     def fuzz(example: Any) -> None:
         nonlocal seen_crashes
         STATS.cases += 1
@@ -178,7 +182,14 @@ def run(examples: Union[int, Callable[[], int]], strategy: st.SearchStrategy,
                 _finding("crash: " + record.strip().splitlines()[-1][:200],
                          f"crash logged: {record}")
 
-    fuzz()
+    # Long campaigns run in rounds: hypothesis keeps every example's choices for the
+    # whole run, so one run of 60,000 grows slower and larger as it goes.
+    left = examples
+    while left > 0:
+        now = min(left, CHUNK)
+        hypothesis_settings(max_examples=now)(given(strategy)(fuzz))()
+        left -= now
+        STATS.progress()
     found = [f"[{count - before.get(kind, 0)}x] {description}"
              for kind, (count, description) in STATS.findings.items()
              if count > before.get(kind, 0)]
