@@ -32,11 +32,12 @@ of the gateways' ``/telegram/webhook``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 GATEWAY, RASA, ACTIONS = "gateway", "rasa", "actions"
 BASE_PORTS = {GATEWAY: 8080, RASA: 5005, ACTIONS: 5055}
@@ -195,26 +196,28 @@ def create_database(url: str) -> bool:
     """Create the PostgreSQL database ``url`` names if it is missing; True if created."""
     import sqlalchemy as sa
 
-    target = sa.engine.make_url(url)
-    if not target.drivername.startswith("postgresql"):
+    if not sa.engine.make_url(url).drivername.startswith("postgresql"):
         return False  # SQLite makes its file itself
-    name = target.database or ""
-    if not _NAME.fullmatch(name):
-        raise TopologyError(f"database name {name!r}: use letters, digits and _")
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as db:
-            exists = db.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                {"name": name}).scalar()
-            if not exists:
-                db.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            return not exists
-    finally:
-        admin.dispose()
+    with _server(url) as (db, name):
+        exists = db.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                            {"name": name}).scalar()
+        if not exists:
+            db.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        return not exists
 
 
 def drop_database(url: str) -> None:
     """Drop the PostgreSQL database ``url`` names, disconnecting its clients (the chaos runs)."""
+    import sqlalchemy as sa
+
+    with _server(url) as (db, name):
+        db.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def _server(url: str) -> Iterator[Tuple[Any, str]]:
+    """A connection to the server ``url`` is on (its ``postgres`` database), and ``url``'s
+    database name, checked, since it is spliced into CREATE/DROP DATABASE."""
     import sqlalchemy as sa
 
     target = sa.engine.make_url(url)
@@ -224,7 +227,7 @@ def drop_database(url: str) -> None:
     admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as db:
-            db.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            yield db, name
     finally:
         admin.dispose()
 

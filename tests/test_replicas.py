@@ -7,9 +7,9 @@ import asyncio
 import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from bot.gateway.store import Store
+from bot.topology import create_database, drop_database
 from tests.conftest import service_or_skip
 from tests.gateway_support import (
     RasaStandIn,
@@ -25,15 +25,10 @@ from tests.gateway_support import (
 def postgres_url():
     """A database of its own, so no other test's queued rows are swept up here."""
     host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
-    name = f"replicas_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"postgresql://postgres@{host}:{port}/postgres",
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as db:
-        db.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield f"postgresql://postgres@{host}:{port}/{name}"
-    with admin.connect() as db:
-        db.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    url = f"postgresql://postgres@{host}:{port}/replicas_{uuid.uuid4().hex[:8]}"
+    create_database(url)
+    yield url
+    drop_database(url)
 
 
 def dm(conversation: str, n: int) -> dict:
