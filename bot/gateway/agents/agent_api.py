@@ -33,7 +33,7 @@ def bearer_token_required(handler: Handler) -> Handler:
         if not token:
             return error(403, "the agent API is off: set AGENT_API_TOKEN to enable it")
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not hmac.compare_digest(given.encode(errors="surrogateescape"), token.encode()):
             return error(401, "missing or wrong bearer token")
         return await handler(request, *args, **kwargs)
 
