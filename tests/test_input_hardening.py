@@ -245,3 +245,27 @@ async def test_a_telegram_chat_id_that_is_not_a_number_does_not_crash_the_outbox
         await app.ctx.gateway.idle()
     assert not [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info], \
         caplog.text
+
+
+async def test_a_non_ascii_agent_token_is_refused_not_a_server_error(tmp_path, rasa):
+    """Sanic reads header bytes >= 0x80 as surrogates; encoding them for the constant-time
+    comparison raised UnicodeEncodeError: a 500 for anyone, no token needed."""
+    settings = gateway_settings(tmp_path, rasa.url, agent_api_token=TOKEN)
+    async with running_gateway(settings), client(settings) as http:
+        answer = await http.get("/api/v1/handoffs", headers={"Authorization": b"Bearer \xe5"})
+        assert answer.status_code == 401, answer.text
+
+
+async def test_an_out_of_range_handoff_page_is_not_found(tmp_path, rasa):
+    """/inbox/handoffs/<id> passes any int to SQLite: OverflowError, a 500 (signed in)."""
+    from bot.gateway.agents.accounts import add_agent
+    from tests.gateway_support import inbox_sign_in
+
+    settings = gateway_settings(tmp_path, rasa.url)
+    async with running_gateway(settings) as app, client(settings) as http:
+        add_agent(app.ctx.gateway.store, "sam", "Sam Patel", "correct horse battery")
+        assert (await inbox_sign_in(http, "sam", "correct horse battery")).status_code == 303
+        for path in ("/inbox/handoffs/99999999999999999999",
+                     "/inbox/handoffs/99999999999999999999/transcript"):
+            answer = await http.get(path)
+            assert answer.status_code == 404, (path, answer.status_code)
