@@ -12,6 +12,7 @@ import asyncio
 import functools
 import secrets
 import time
+from http.cookies import CookieError
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
 
 from sanic import Blueprint, Request, response
@@ -63,8 +64,16 @@ class InboxEvents:
 Handler = Callable[..., Awaitable[HTTPResponse]]
 
 
+def cookie(request: Request, name: str) -> Optional[str]:
+    """A cookie's value; None too when the Cookie header cannot be parsed at all."""
+    try:
+        return request.cookies.get(name)
+    except CookieError:
+        return None
+
+
 async def current_session(request: Request) -> Optional[Dict[str, Any]]:
-    token = request.cookies.get(COOKIE)
+    token = cookie(request, COOKIE)
     return await request.app.ctx.gateway.db.session(token) if token else None
 
 
@@ -119,7 +128,7 @@ async def login_page(request: Request, error: str = "") -> HTTPResponse:
     A login form posted from another site (login CSRF, e.g. to sign a victim
     into the attacker's account) carries no matching cookie and is refused.
     """
-    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    token = cookie(request, LOGIN_COOKIE) or secrets.token_urlsafe(32)
     result = pages.login_page(error, csrf=token)
     _set_cookie(request, result, LOGIN_COOKIE, token, LOGIN_FORM_SECONDS)
     return result
@@ -146,7 +155,7 @@ async def login(request: Request) -> HTTPResponse:
     if not (is_storable(username) and is_storable(password)):  # no account has such a name,
         username, password = "", ""  # no hash takes such a password: a wrong sign-in
     address = client_address(request)
-    expected = request.cookies.get(LOGIN_COOKIE) or ""
+    expected = cookie(request, LOGIN_COOKIE) or ""
     given = request.form.get("csrf") or ""
     if not expected or not same_secret(given, expected):
         return response.text("This form has expired; reload the page and try again.",

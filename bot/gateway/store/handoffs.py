@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from bot.gateway.messages import OutboundMessage
 from bot.gateway.store.base import StoreBase
-from bot.gateway.store.schema import agent_posts, handoffs
+from bot.gateway.store.schema import agent_posts, handoffs, is_row_id
 from bot.handoff_contract import PRIORITIES
 
 
@@ -41,6 +41,8 @@ def insert_handoff(db: Connection, conversation_id: str, handoff: HandoffRequest
 
 class HandoffStore(StoreBase):
     def handoff(self, handoff_id: int) -> Optional[Dict[str, Any]]:
+        if not is_row_id(handoff_id):  # larger than any row id: none (not an overflow)
+            return None
         with self._read() as db:
             row = db.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id)
                              ).mappings().first()
