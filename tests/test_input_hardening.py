@@ -183,7 +183,10 @@ async def test_a_lone_surrogate_in_the_sign_in_form_is_not_a_server_error(tmp_pa
             answer = await http.post("/inbox/login", content=body, headers={
                 "Content-Type": "multipart/form-data; boundary=b",
                 "Cookie": f"inbox_login={csrf}"})
-            assert answer.status_code == 401, (field, answer.status_code)
+            # A wrong sign-in (401), or the form refused as expired (403): never a 500.
+            assert answer.status_code in (401, 403), (field, answer.status_code)
+            assert "Set-Cookie" not in answer.headers or "inbox_session" not in str(
+                answer.headers.get("Set-Cookie"))
 
 
 @pytest.mark.xfail(strict=True, reason="Sanic 21.12 (pinned by rasa 3.6) answers 500 for a "
@@ -269,20 +272,6 @@ async def test_an_out_of_range_handoff_page_is_not_found(tmp_path, rasa):
                      "/inbox/handoffs/99999999999999999999/transcript"):
             answer = await http.get(path)
             assert answer.status_code == 404, (path, answer.status_code)
-
-
-async def test_an_inbox_handoff_id_past_any_row_is_not_found_not_a_server_error(tmp_path, rasa):
-    """OverflowError in the driver for /inbox/handoffs/99999999999999999999, signed in."""
-    from bot.gateway.agents.accounts import add_agent
-    from tests.gateway_support import inbox_sign_in
-
-    settings = gateway_settings(tmp_path, rasa.url)
-    async with running_gateway(settings) as app, client(settings) as http:
-        add_agent(app.ctx.gateway.store, "sam", "Sam Patel", "correct horse battery")
-        assert (await inbox_sign_in(http, "sam", "correct horse battery")).status_code == 303
-        for path in ("/inbox/handoffs/99999999999999999999",
-                     "/inbox/handoffs/99999999999999999999/transcript"):
-            assert (await http.get(path)).status_code in (200, 404), path
 
 
 async def test_a_cookie_header_that_cannot_be_parsed_is_no_session(tmp_path, rasa):

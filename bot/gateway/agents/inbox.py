@@ -226,7 +226,9 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
     gateway = request.app.ctx.gateway
     handoff = await gateway.db.handoff(handoff_id)
     if handoff is None:
-        return pages.not_found_page(session)
+        page = pages.not_found_page(session)
+        page.status = 404
+        return page
     zone = gateway.profile.opening_hours.zone
     conversation = await gateway.db.conversation(handoff["conversation_id"]) or {}
     lines = await _transcript_lines(gateway.db, handoff, zone)
