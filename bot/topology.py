@@ -2,7 +2,7 @@
 
     python -m bot.topology procfile [--replicas 2]   # prints Procfile.scaled
     python -m bot.topology check                     # refuses two Telegram pollers
-    python -m bot.topology create-databases          # the two PostgreSQL databases, if missing
+    python -m bot.topology create-databases          # the two PostgreSQL databases and schemas
 
 ``make run-scaled`` runs ``check`` and ``create-databases``, then honcho on
 Procfile.scaled, which is this module's ``procfile`` output (a test keeps
@@ -206,6 +206,27 @@ def create_database(url: str) -> bool:
         return not exists
 
 
+def create_schemas(gateway_url: str, tracker_url: str) -> None:
+    """The gateway store's tables and Rasa's tracker table, before any replica starts.
+
+    Two Rasa servers starting together on an empty tracker database race in
+    CREATE TABLE, and Rasa 3.6 survives only some of the errors that gives
+    (not the duplicate key in pg_type); made here once, nobody races.
+    """
+    import sqlalchemy as sa
+
+    from bot.gateway.store import Store
+
+    Store(gateway_url).engine.dispose()  # migrates (under a lock, for the replicas)
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    engine = sa.create_engine(tracker_url)
+    try:
+        SQLTrackerStore.Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 def drop_database(url: str) -> None:
     """Drop the PostgreSQL database ``url`` names, disconnecting its clients (the chaos runs)."""
     import sqlalchemy as sa
@@ -245,9 +266,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "check":
             check_telegram(os.environ, args.replicas)
         else:
-            for url in database_urls(os.environ):
+            urls = database_urls(os.environ)
+            for url in urls:
                 name = url.rsplit("/", 1)[-1]
                 print(f"database {name}: " + ("created" if create_database(url) else "present"))
+            create_schemas(*urls)
+            print("schemas: gateway store and Rasa tracker store ready")
     except TopologyError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -100,3 +100,25 @@ async def test_several_rasa_servers_each_conversation_sticks_to_one_and_fails_ov
             await app.ctx.gateway.idle()
     finally:
         await other.stop()
+
+
+def test_replicas_starting_together_on_a_new_database_all_start(postgres_url):
+    """Each replica creates the schema on start; on a new database they must not race."""
+    import threading
+
+    errors: list = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            Store(postgres_url).engine.dispose()
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -15,6 +15,7 @@ from bot.topology import (
     TopologyError,
     check_telegram,
     create_database,
+    create_schemas,
     database_urls,
     drop_database,
     procfile,
@@ -92,14 +93,25 @@ def test_compose_runs_the_same_processes():
     assert {"postgres", "redis", "databases"} <= set(services)
 
 
-def test_create_databases_makes_missing_ones_once():
+def test_create_databases_makes_missing_ones_once_with_their_tables():
+    import sqlalchemy as sa
+
     host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
-    url = f"postgresql://postgres@{host}:{port}/topology_{uuid.uuid4().hex[:8]}"
+    gateway, tracker = (f"postgresql://postgres@{host}:{port}/topology_{uuid.uuid4().hex[:8]}"
+                        for _ in range(2))
     try:
-        assert create_database(url) is True
-        assert create_database(url) is False  # present: left alone
+        assert create_database(gateway) is True
+        assert create_database(gateway) is False  # present: left alone
+        assert create_database(tracker) is True
+        create_schemas(gateway, tracker)
+        create_schemas(gateway, tracker)  # again: nothing to do
+        for url, table in ((gateway, "messages"), (tracker, "events")):
+            engine = sa.create_engine(url)
+            assert sa.inspect(engine).has_table(table)
+            engine.dispose()
     finally:
-        drop_database(url)
+        drop_database(gateway)
+        drop_database(tracker)
     with pytest.raises(TopologyError):
         create_database(f"postgresql://postgres@{host}:{port}/bad-name")
 

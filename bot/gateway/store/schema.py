@@ -182,8 +182,29 @@ DROPPED_COLUMNS = [("conversations", "mode")]  # the open handoff says who answe
 ADDED_COLUMNS = [("agent_accounts", "disabled"), ("messages", "queued_at")]
 
 
+# Any fixed 64-bit number: the PostgreSQL advisory lock replicas migrate under.
+MIGRATION_LOCK = 0x6A756E6970657231
+
+
 def migrate(engine: Engine) -> None:
-    """Bring a database of any earlier version to this schema (idempotent)."""
+    """Bring a database of any earlier version to this schema (idempotent).
+
+    On PostgreSQL under an advisory lock: replicas starting together on a new
+    database would otherwise race in CREATE TABLE, and the loser fails to start
+    (duplicate key in pg_type), as two gateways of ``make run-scaled`` did.
+    """
+    if engine.dialect.name != "postgresql":
+        _migrate(engine)
+        return
+    with engine.connect() as lock:  # a session lock, held on its own connection
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            _migrate(engine)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+
+
+def _migrate(engine: Engine) -> None:
     metadata.create_all(engine)  # also adds tables new since a database was made
     inspector = sa.inspect(engine)
     for table, column in DROPPED_COLUMNS:
