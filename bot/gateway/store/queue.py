@@ -213,9 +213,6 @@ class QueueStore(StoreBase):
         """The oldest unprocessed message of a conversation (strict order)."""
         return self._next_queued(conversation_id, "in")
 
-    def conversations_with_queued_inbound(self) -> List[str]:
-        return self._queued_conversations("in")
-
     def complete_inbound(self, message_id: int, replies: List[OutboundMessage],
                          handoff: Optional[HandoffRequest] = None,
                          now: Optional[float] = None) -> Optional[int]:
@@ -311,9 +308,6 @@ class QueueStore(StoreBase):
         """The oldest undelivered reply of a conversation (strict order)."""
         return self._next_queued(conversation_id, "out")
 
-    def conversations_with_queued_outbound(self) -> List[str]:
-        return self._queued_conversations("out")
-
     def mark_sent(self, message_id: int, channel_message_id: Optional[str] = None,
                   now: Optional[float] = None) -> None:
         with self._write() as db:
@@ -351,15 +345,6 @@ class QueueStore(StoreBase):
                                     messages.c.direction == direction,
                                     messages.c.status == QUEUED), limit=1)
         return rows[0] if rows else None
-
-    def _queued_conversations(self, direction: str) -> List[str]:
-        with self._read() as db:
-            rows = db.execute(
-                sa.select(messages.c.conversation_id, sa.func.min(messages.c.id).label("first"))
-                .where(messages.c.direction == direction, messages.c.status == QUEUED)
-                .group_by(messages.c.conversation_id).order_by("first")
-            ).all()
-        return [row[0] for row in rows]
 
     def _select(self, where, limit: Optional[int] = None) -> List[StoredMessage]:
         query = (sa.select(messages, conversations.c.channel, conversations.c.external_id,
