@@ -19,9 +19,12 @@ again. First sends skip the lookup, so the usual path costs nothing more.
 
 Unlike the REST channel this one needs RASA_TOKEN (fails closed without it)
 and answers 500 when the turn fails, so the gateway retries instead of taking
-half an answer for a whole one; that includes a turn during which the tracker
-store failed (``bot/rasa_tracker_store.py``), which Rasa itself would answer
-from an empty conversation and never record.
+half an answer for a whole one. That includes what Rasa itself carries on past
+(``bot/rasa_turn.py``): a turn during which the tracker store failed, which
+Rasa would answer from an empty conversation and never record; and a turn
+during which a custom action failed (the action server killed or restarting),
+which Rasa would save without the action's events, usually with no reply. That
+turn is not saved, so the retry runs it afresh.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
-from bot.rasa_tracker_store import STORE_FAILED
+from bot.rasa_turn import CURRENT_TURN, TurnReport, watch_for_lost_actions
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ NAME = "gateway"
 class GatewayInput(InputChannel):
     def __init__(self, token: Optional[str]) -> None:
         self.token = token
+        watch_for_lost_actions()
 
     @classmethod
     def name(cls) -> str:
@@ -106,8 +110,16 @@ def _body(request: Request) -> Any:
     return body
 
 
-class TrackerStoreFailedError(RuntimeError):
+class TurnFailedError(RuntimeError):
+    """Rasa carried on past a failure during the turn; the gateway must retry it."""
+
+
+class TrackerStoreFailedError(TurnFailedError):
     """The tracker store failed during the turn (and Rasa carried on without it)."""
+
+
+class ActionFailedError(TurnFailedError):
+    """A custom action failed during the turn; the turn was not saved."""
 
 
 async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -115,14 +127,29 @@ async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
 
     TrackerStoreFailedError when the tracker could not be read or saved: the
     turn's answer would rest on a conversation that is not the customer's.
+    ActionFailedError when a custom action failed: the turn was not saved.
     """
+    report = TurnReport()
+    token = CURRENT_TURN.set(report)  # for this turn only: reset below
+    try:
+        replies = await _handle(agent, body, report)
+    finally:
+        CURRENT_TURN.reset(token)
+    if report.store_failed:
+        raise TrackerStoreFailedError("the tracker store failed during the turn")
+    if report.action_failed:
+        raise ActionFailedError("a custom action failed during the turn")
+    return replies
+
+
+async def _handle(agent: Any, body: Dict[str, Any], report: TurnReport
+                  ) -> List[Dict[str, Any]]:
     sender, message_id = body["sender"], body["message_id"]
     collector = CollectingOutputChannel()
-    STORE_FAILED.set(False)
     async with agent.lock_store.lock(sender):
         if body.get("retry"):
             earlier = await replies_to(agent, sender, message_id)
-            if STORE_FAILED.get():
+            if report.store_failed:
                 raise TrackerStoreFailedError("could not read the tracker")
             if earlier is not None:
                 log.info("gateway channel: message %s was already handled; replaying "
@@ -131,8 +158,6 @@ async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
         await agent.processor.handle_message(UserMessage(
             body["message"], collector, sender, input_channel=NAME, message_id=message_id,
             metadata=body.get("metadata") or {}))
-    if STORE_FAILED.get():
-        raise TrackerStoreFailedError("the tracker store failed during the turn")
     return collector.messages
 
 

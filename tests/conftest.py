@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import pytest
+import requests
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 
@@ -62,6 +65,42 @@ def agent(model_path: Path):
     from rasa.core.agent import Agent
 
     return Agent.load(str(model_path))
+
+
+@pytest.fixture(scope="session")
+def action_server() -> Iterator[str]:
+    """A real action server process (rasa_sdk serving actions/); yields its webhook URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("action server did not start within 60 s")
+    yield f"{url}/webhook"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_agent(model_path: Path, action_server: str):
+    """The model loaded once, with the real action server: whole turns, as customers get them."""
+    from rasa.core.agent import Agent
+    from rasa.utils.endpoints import EndpointConfig
+
+    return Agent.load(str(model_path), action_endpoint=EndpointConfig(url=action_server))
 
 
 @pytest.fixture(scope="session")
