@@ -62,6 +62,7 @@ class RasaStandIn:
     max_in_flight: int = 0
     in_flight_per_sender: Dict[str, int] = field(default_factory=dict)
     max_in_flight_per_sender: int = 0  # above 1: two replicas worked one conversation at once
+    calls_per_sender: Dict[str, int] = field(default_factory=dict)  # every call, failed too
     _runner: Optional[web.AppRunner] = None
 
     @property
@@ -89,6 +90,7 @@ class RasaStandIn:
         """Like bot/rasa_channel.py: a retry of a message already handled is replayed."""
         body = await request.json()
         sender = body["sender"]  # calls for one conversation at once (before the lock)
+        self.calls_per_sender[sender] = self.calls_per_sender.get(sender, 0) + 1
         self.in_flight_per_sender[sender] = self.in_flight_per_sender.get(sender, 0) + 1
         self.max_in_flight_per_sender = max(self.max_in_flight_per_sender,
                                             self.in_flight_per_sender[sender])

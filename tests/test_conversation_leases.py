@@ -18,9 +18,11 @@ import pytest
 import sqlalchemy as sa
 
 from bot import customer_data
+from bot.brand import brand
+from bot.gateway.handoffs.intake import failure_handoff
 from bot.gateway.leases import LeaseKeeper, new_owner_id
 from bot.gateway.messages import InboundMessage, OutboundMessage
-from bot.gateway.store import Store
+from bot.gateway.store import AlreadyFinishedError, Store
 from bot.gateway.store.facade import AsyncStore
 from tests.conftest import service_or_skip
 
@@ -205,6 +207,22 @@ def test_racing_replicas_leave_exactly_one_winner(replicas):
                 assert replicas[1].lease(chat, "in").owner == winner
 
 
+def test_a_message_is_finished_once_however_many_replicas_finish_it(replicas):
+    """A replica that lost its lease mid-call and finishes late queues nothing twice."""
+    a, b = replicas
+    chat = a_customer_wrote(a)
+    row = a.next_inbound(chat)
+    a.complete_inbound(row.id, [OutboundMessage("your answer")])
+    with pytest.raises(AlreadyFinishedError):
+        b.complete_inbound(row.id, [OutboundMessage("your answer")])
+    late = failure_handoff("bot_failed", "gave up", brand())
+    with pytest.raises(AlreadyFinishedError):
+        b.dead_letter(row.id, "gave up late", late, notice=OutboundMessage("a person will"))
+    sent = [m.text for m in a.transcript(chat) if m.kind == "reply"]
+    assert sent == ["your answer"]
+    assert a.handoff_queue() == [] and a.next_inbound(chat) is None
+
+
 # --- the keeper ------------------------------------------------------------
 
 SHORT = 1.5  # seconds: renewed every 0.5 s
@@ -282,3 +300,34 @@ async def test_a_keeper_gives_the_lease_back_when_its_body_fails(replicas):
 def test_every_process_gets_an_owner_id_of_its_own():
     first, second = new_owner_id(), new_owner_id()
     assert first != second and 0 < len(first) <= 200
+
+
+async def test_lease_renewals_never_wait_behind_the_gateways_message_work(url):
+    """Far past capacity, store calls for messages queue up; the lease's calls go on."""
+    from bot.gateway.pipeline import Gateway
+    from bot.gateway.rasa_client import RasaClient
+
+    release = threading.Event()
+
+    class Busy(Store):
+        def transcript(self, *args, **kwargs):  # a message's store call, stuck for now
+            release.wait(30)
+            return super().transcript(*args, **kwargs)
+
+    store = Busy(url)
+    gateway = Gateway(store, RasaClient("http://127.0.0.1:9"), brand())
+    backlog = [asyncio.ensure_future(gateway.db.transcript("api:x")) for _ in range(40)]
+    try:
+        await asyncio.sleep(0.2)
+        chat = a_conversation()
+
+        async def take_and_renew() -> bool:
+            async with gateway.leases.hold(chat, "in") as held:
+                return bool(held) and await held.confirm()
+
+        assert await asyncio.wait_for(take_and_renew(), timeout=5)
+    finally:
+        release.set()
+        await asyncio.gather(*backlog)
+        await gateway.rasa.close()
+        store.engine.dispose()

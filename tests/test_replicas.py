@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from bot.gateway import pipeline
+from bot.gateway.pipeline import RetryPolicy
 from bot.gateway.store import Store
 from bot.topology import create_database, drop_database
 from tests.conftest import service_or_skip
@@ -72,6 +74,37 @@ async def test_a_dead_replicas_conversation_moves_on_when_its_lease_runs_out(
         await asyncio.sleep(1.0)
         assert rasa.texts_for("api:orphan") == []  # not while the lease is alive
         await eventually(lambda: rasa.texts_for("api:orphan") == ["message 0"], timeout=15)
+
+
+async def test_a_replica_that_loses_the_lease_while_rasa_fails_stops_and_it_is_answered_once(
+        tmp_path, rasa, postgres_url, monkeypatch):
+    """Retrying a failing Rasa is work on the conversation too: once another replica holds
+    the lease, this one stops retrying (it would race the new holder to answer)."""
+    monkeypatch.setattr(pipeline, "LEASE_SECONDS", 1.5)  # renewed every 0.5 s
+    settings = gateway_settings(tmp_path, rasa.url, database_url=postgres_url)
+    auth = await bridge_auth(settings)
+    rasa.answers_garbage = True  # Rasa fails; the gateway backs off and tries again
+    slow_retry = RetryPolicy(first_delay=0.3, max_delay=0.3)
+    async with running_gateway(settings, retry=slow_retry) as app, \
+            client(settings, auth) as http:
+        store: Store = app.ctx.gateway.store
+        await http.post("/api/v1/messages", json=dm("stolen", 0))
+        await eventually(lambda: rasa.calls_per_sender.get("api:stolen", 0) >= 2)
+        # Another replica takes the lease (as if this one had stalled past its expiry).
+        later = store.database_time() + 60
+        assert store.acquire_lease("api:stolen", "in", "replica-b", 60, now=later)
+        await asyncio.sleep(1.5)  # this replica notices at its next renewal
+        calls = rasa.calls_per_sender["api:stolen"]
+        await asyncio.sleep(1.5)
+        assert rasa.calls_per_sender["api:stolen"] == calls, "it went on retrying"
+        assert store.next_inbound("api:stolen") is not None, "left queued for the holder"
+        # The other replica goes away; once Rasa answers again, the message is answered once.
+        rasa.answers_garbage = False
+        store.release_lease("api:stolen", "in", "replica-b")
+        await eventually(lambda: rasa.texts_for("api:stolen") == ["message 0"], timeout=15)
+        await app.ctx.gateway.idle()
+        replies = [m.text for m in store.transcript("api:stolen") if m.kind == "reply"]
+        assert replies == ["echo: message 0"]
 
 
 async def test_several_rasa_servers_each_conversation_sticks_to_one_and_fails_over(

@@ -27,12 +27,13 @@ again. Stopping drains: calls in flight finish, backoff waits end at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, Iterator, List, Optional, Protocol
 
 from bot.brand import BrandProfile
 from bot.gateway.acknowledgement import acknowledgement, passed_to_team, slow_down
@@ -45,11 +46,17 @@ from bot.gateway.handoffs.intake import (
     failure_handoff,
     handoff_request,
 )
-from bot.gateway.leases import LeaseKeeper, new_owner_id
+from bot.gateway.leases import HeldLease, LeaseKeeper, new_owner_id
 from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
-from bot.gateway.store import ConversationQueueFullError, Received, Store, StoredMessage
+from bot.gateway.store import (
+    AlreadyFinishedError,
+    ConversationQueueFullError,
+    Received,
+    Store,
+    StoredMessage,
+)
 from bot.gateway.store.facade import AsyncStore
 from bot.gateway.workers import KeyedWorkers, ShuttingDownError
 from bot.handoff_contract import rating_from_payload
@@ -97,6 +104,10 @@ class GaveUpError(Exception):
     """A message failed for longer than the retry policy allows (the text: the last error)."""
 
 
+class LeaseLostError(Exception):
+    """This replica no longer holds the conversation's lease: leave it to whoever does."""
+
+
 # How long stopping waits for calls in flight before cancelling them (a cancelled
 # Rasa call is safe to redo: the next send is marked as a retry).
 DRAIN_SECONDS = 30.0
@@ -122,7 +133,9 @@ class Gateway:
         self._sweeper: Optional[asyncio.Task] = None
         # Several gateway processes may share one database: each conversation's
         # lane is worked by whichever holds its lease (leases.py).
-        self.leases = LeaseKeeper(self.db, new_owner_id(), LEASE_SECONDS)
+        # Renewals on threads of their own: never queued behind message work (facade.py).
+        self.leases = LeaseKeeper(AsyncStore(store, threads=2, name="leases"), new_owner_id(),
+                                  LEASE_SECONDS)
         self.channels: Dict[str, Channel] = {}
         self._rasa_slots = asyncio.Semaphore(rasa_concurrency)
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
@@ -264,11 +277,12 @@ class Gateway:
 
     async def _process_conversation(self, conversation_id: str) -> None:
         async with self.leases.hold(conversation_id, "in") as held:
-            while held and not self._stopping.is_set():
-                if not await self._process_next(conversation_id):
-                    return
+            with _left_to_others(held):
+                while held and not self._stopping.is_set():
+                    if not await self._process_next(conversation_id, held):
+                        return
 
-    async def _process_next(self, conversation_id: str) -> bool:
+    async def _process_next(self, conversation_id: str, held: HeldLease) -> bool:
         """Take the conversation's next message to Rasa; False when there is none."""
         row = await self.db.next_inbound(conversation_id)
         if row is None:
@@ -276,13 +290,16 @@ class Gateway:
                 await self._release_held(conversation_id)  # drained: the held one's turn
             return False
         try:
-            reply = await self._ask_rasa(row)
+            reply = await self._ask_rasa(row, held)
         except GaveUpError as failure:
             await self._give_up_inbound(row, str(failure))
             return True
         replies = self._fit(row.channel, reply.messages)
         handoff = handoff_request(reply.handoff, self.profile) if reply.handoff else None
-        handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
+        try:
+            handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
+        except AlreadyFinishedError:  # the replica that took our lease finished it first
+            raise LeaseLostError(conversation_id) from None
         self._outbox.notify(conversation_id)
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
@@ -290,8 +307,9 @@ class Gateway:
             await self.handoffs.customer_wrote(conversation_id, row)
         return True
 
-    async def _ask_rasa(self, row: StoredMessage) -> RasaReply:
-        """Rasa's replies to one message, retrying until Rasa answers or GaveUpError."""
+    async def _ask_rasa(self, row: StoredMessage, held: HeldLease) -> RasaReply:
+        """Rasa's replies to one message, retrying until Rasa answers or GaveUpError
+        (LeaseLostError once another replica has the conversation)."""
         channel = self.channels.get(row.channel)
         sent_before = row.attempts > 0  # an earlier run (or one that died) may have sent it
         patience = self.retry.bot_give_up_after
@@ -317,19 +335,27 @@ class Gateway:
             delay = self.retry.delay(attempt)
             log.warning("Rasa unavailable for message %s (%s); retrying in %.1fs",
                         row.id, error_text, delay)
-            await self._wait(delay)
+            await self._wait(delay, held)
 
     @staticmethod
     def _past(row: StoredMessage, patience: float) -> bool:
         return time.time() - row.queued_at > patience
 
-    async def _wait(self, seconds: float) -> None:
-        """Sleep, unless the gateway stops first: then ShuttingDownError."""
+    async def _wait(self, seconds: float, held: Optional[HeldLease] = None) -> None:
+        """Sleep, unless the gateway stops first (ShuttingDownError) or, with ``held``,
+        the lease is lost meanwhile or already (LeaseLostError)."""
+        ends = [asyncio.ensure_future(self._stopping.wait())]
+        if held is not None:
+            ends.append(asyncio.ensure_future(held.lost.wait()))
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except asyncio.TimeoutError:
-            return
-        raise ShuttingDownError()
+            await asyncio.wait(ends, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for end in ends:
+                end.cancel()
+        if self._stopping.is_set():
+            raise ShuttingDownError()
+        if held is not None and not held:
+            raise LeaseLostError(held.conversation_id)
 
     async def _give_up_inbound(self, row: StoredMessage, error: str) -> None:
         minutes = round(self.retry.bot_give_up_after / 60)
@@ -337,9 +363,12 @@ class Gateway:
         handoff = failure_handoff(
             BOT_FAILED, f"The bot could not answer this message for {minutes} min "
                         f"({_short(error)}). Please answer the customer.", self.profile)
-        handoff_id = await self.db.dead_letter(
-            row.id, error, handoff,
-            notice=OutboundMessage(passed_to_team(row.customer_name)))
+        try:
+            handoff_id = await self.db.dead_letter(
+                row.id, error, handoff,
+                notice=OutboundMessage(passed_to_team(row.customer_name)))
+        except AlreadyFinishedError:  # another replica answered it meanwhile
+            raise LeaseLostError(row.conversation_id) from None
         self._outbox.notify(row.conversation_id)
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
@@ -349,13 +378,14 @@ class Gateway:
     # --- outbound --------------------------------------------------------
     async def _deliver_conversation(self, conversation_id: str) -> None:
         async with self.leases.hold(conversation_id, "out") as held:
-            while held and not self._stopping.is_set():
-                row = await self.db.next_outbound(conversation_id)
-                if row is None:
-                    return
-                await self._deliver(row)
+            with _left_to_others(held):
+                while held and not self._stopping.is_set():
+                    row = await self.db.next_outbound(conversation_id)
+                    if row is None:
+                        return
+                    await self._deliver(row, held)
 
-    async def _deliver(self, row: StoredMessage) -> None:
+    async def _deliver(self, row: StoredMessage, held: HeldLease) -> None:
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._give_up_outbound(row, f"channel {row.channel!r} is not configured")
@@ -375,7 +405,7 @@ class Gateway:
                     return
                 delay = error.retry_after or self.retry.delay(attempt)
                 await self.db.record_attempt(row.id, str(error))
-                await self._wait(delay)
+                await self._wait(delay, held)  # another replica may take it meanwhile
                 continue
             await self.db.mark_sent(row.id, channel_id)
             return
@@ -385,9 +415,22 @@ class Gateway:
         handoff = failure_handoff(
             DELIVERY_FAILED, f"A reply could not be delivered ({_short(error)}). The "
                              "customer may need another way to hear from us.", self.profile)
-        handoff_id = await self.db.dead_letter(row.id, error, handoff)
+        try:
+            handoff_id = await self.db.dead_letter(row.id, error, handoff)
+        except AlreadyFinishedError:  # another replica delivered it meanwhile
+            raise LeaseLostError(row.conversation_id) from None
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
+
+
+@contextlib.contextmanager
+def _left_to_others(held: HeldLease) -> Iterator[None]:
+    """Stop quietly when the lease is lost: the replica holding it now carries on."""
+    try:
+        yield
+    except LeaseLostError:
+        log.warning("stopped work on %s (%s lane): another replica holds its lease now",
+                    held.conversation_id, held.lane)
 
 
 def _short(error: Optional[str]) -> str:

@@ -30,6 +30,7 @@ from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
 from bot.gateway.store.leases import LANES, Lease, LeaseStore
 from bot.gateway.store.marks import MarkStore
 from bot.gateway.store.queue import (
+    AlreadyFinishedError,
     ConversationQueueFullError,
     QueueStore,
     Received,
@@ -37,9 +38,9 @@ from bot.gateway.store.queue import (
 )
 from bot.gateway.store.webchat import WebchatStore
 
-__all__ = ["BlockingStoreCallError", "Bridge", "BridgeExistsError", "HandoffRequest",
-           "ConversationQueueFullError", "LANES", "Lease", "Received", "Store", "StoreBase",
-           "StoredMessage", "UNAVAILABLE", "engine_for", "store_unavailable"]
+__all__ = ["AlreadyFinishedError", "BlockingStoreCallError", "Bridge", "BridgeExistsError",
+           "ConversationQueueFullError", "HandoffRequest", "LANES", "Lease", "Received", "Store",
+           "StoreBase", "StoredMessage", "UNAVAILABLE", "engine_for", "store_unavailable"]
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,

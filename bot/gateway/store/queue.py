@@ -49,6 +49,10 @@ class ConversationQueueFullError(Exception):
     """So many of this conversation's messages wait for Rasa that no more are taken."""
 
 
+class AlreadyFinishedError(Exception):
+    """The message was completed or given up on already (by another replica)."""
+
+
 
 @dataclass(frozen=True)
 class StoredMessage:
@@ -221,21 +225,36 @@ class QueueStore(StoreBase):
         While a person has the conversation the bot's replies are dropped: Rasa
         pauses itself for its own handoffs, but not for one the gateway opened
         because Rasa failed (``dead_letter``). Returns the new handoff's id.
+
+        Only a message still queued is completed: a replica that lost its
+        lease mid-call and finishes after the one that took over queues
+        nothing (``AlreadyFinishedError``), so no reply is queued twice.
         """
         now = now or time.time()
         handoff_id = None
         with self._write() as db:
-            conv_id = db.execute(sa.select(messages.c.conversation_id)
-                                 .where(messages.c.id == message_id)).scalar_one()
+            conv_id = self._finish_queued(db, message_id, status=DONE, done_at=now)
             if replies and self._with_person(db, conv_id):
                 replies = []
             for reply in replies:
                 self._insert_outbound(db, conv_id, "reply", reply, now)
-            db.execute(messages.update().where(messages.c.id == message_id)
-                       .values(status=DONE, done_at=now))
             if handoff is not None:
                 handoff_id = insert_handoff(db, conv_id, handoff, now)
         return handoff_id
+
+    @staticmethod
+    def _finish_queued(db: Connection, message_id: int, **values: Any) -> str:
+        """Set ``values`` on a message if it is still queued; its conversation's id.
+
+        Raises AlreadyFinishedError (rolling the transaction back) when it is not.
+        """
+        conversation_id = db.execute(sa.select(messages.c.conversation_id)
+                                     .where(messages.c.id == message_id)).scalar_one()
+        updated = db.execute(messages.update().where(
+            messages.c.id == message_id, messages.c.status == QUEUED).values(**values))
+        if updated.rowcount != 1:
+            raise AlreadyFinishedError(f"message {message_id} is no longer queued")
+        return conversation_id
 
     def record_attempt(self, message_id: int, error: str) -> None:
         with self._write() as db:
@@ -264,10 +283,8 @@ class QueueStore(StoreBase):
         """
         now = now or time.time()
         with self._write() as db:
-            conv_id = db.execute(sa.select(messages.c.conversation_id)
-                                 .where(messages.c.id == message_id)).scalar_one()
-            db.execute(messages.update().where(messages.c.id == message_id).values(
-                status=DEAD, last_error=error[:2000], done_at=now))
+            conv_id = self._finish_queued(db, message_id, status=DEAD,
+                                          last_error=error[:2000], done_at=now)
             if self._with_person(db, conv_id):
                 return None
             if notice is not None:
