@@ -24,7 +24,7 @@ from sanic import Sanic
 from bot.gateway.app import create_app
 from bot.gateway.channels.bridge_admin import create_bridge
 from bot.gateway.pipeline import RetryPolicy
-from bot.gateway.request_line import RequestLineGuard
+from bot.gateway.request_head import RequestHeadGuard
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
 from bot.handoff_contract import RATING_SCALE, RESOLVED_INTENT, rating_payload
@@ -184,7 +184,7 @@ async def running_gateway(settings: Settings,
     app = create_app(settings, retry=retry)
     server = await app.create_server(host=settings.host, port=settings.port,
                                      return_asyncio_server=True, access_log=False,
-                                     protocol=RequestLineGuard)  # as python -m bot.gateway
+                                     protocol=RequestHeadGuard)  # as python -m bot.gateway
     await server.startup()
     await server.before_start()
     await server.after_start()

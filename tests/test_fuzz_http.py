@@ -542,7 +542,7 @@ def test_inbox_forms(gw):
 # --- below HTTP: raw bytes on the socket ----------------------------------------------------
 
 # Any bytes in the request line: Sanic 21.12 answered 500 (or nothing) to some, which
-# bot/gateway/request_line.py now refuses with 400 first.
+# bot/gateway/request_head.py now refuses with 400 first.
 _ascii = st.binary(max_size=60).map(lambda b: bytes(c & 0x7F for c in b))
 
 

@@ -173,8 +173,10 @@ async def test_the_api_is_described_as_openapi(tmp_path, rasa):
     async with running_gateway(settings), client(settings) as http:  # no credential needed
         spec = yaml.safe_load((await http.get("/api/v1/openapi.yaml")).text)
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/api/v1/messages",
-                                  "/api/v1/conversations/{conversation_id}/messages"}
+    assert set(spec["paths"]) == {
+        "/api/v1/messages", "/api/v1/conversations/{conversation_id}/messages",
+        "/api/v1/openapi.yaml", "/api/v1/handoffs", "/api/v1/handoffs/{handoff_id}",
+        "/api/v1/handoffs/{handoff_id}/reply", "/api/v1/handoffs/{handoff_id}/{action}"}
 
 
 async def _kinds(http):

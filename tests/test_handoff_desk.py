@@ -174,3 +174,34 @@ async def test_stopping_while_an_agent_command_is_handled_does_not_hang(
             await fake.wait_for_calls("editMessageText")  # mid-command: the card is updating
 
     await asyncio.wait_for(resolve_then_stop_at_once(), timeout=30)
+
+
+async def test_an_agent_name_longer_than_its_column_is_a_400_on_postgresql(tmp_path, rasa):
+    """The desk allowed 200 characters where the columns hold 100: PostgreSQL refused the
+    write (a 500) while SQLite stored it. Now the name's limit is the columns'."""
+    import uuid
+
+    from bot.topology import create_database, drop_database
+    from tests.conftest import service_or_skip
+
+    host, port = service_or_skip("PostgreSQL", "127.0.0.1", 5432)
+    url = f"postgresql://postgres@{host}:{port}/desk_{uuid.uuid4().hex[:8]}"
+    create_database(url)
+    try:
+        settings = gateway_settings(tmp_path, rasa.url, database_url=url,
+                                    agent_api_token=TOKEN)
+        auth = await bridge_auth(settings)
+        async with running_gateway(settings) as app, client(settings, auth) as http:
+            await http.post("/api/v1/messages", json=dm("human please", "m1"))
+            [handoff] = await eventually(lambda: app.ctx.gateway.store.handoff_queue())
+            for action, body in (("claim", {}), ("reply", {"text": "On it"}),
+                                 ("notes", {"text": "checked"}), ("resolve", {})):
+                answer = await http.post(f"/api/v1/handoffs/{handoff['id']}/{action}",
+                                         json={"agent": "S" * 150, **body}, headers=AUTH)
+                assert answer.status_code == 400, (action, answer.text)
+                assert "name" in answer.json()["error"]
+            claimed = await http.post(f"/api/v1/handoffs/{handoff['id']}/claim",
+                                      json={"agent": "S" * 100}, headers=AUTH)
+            assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "S" * 100
+    finally:
+        drop_database(url)

@@ -189,29 +189,30 @@ async def test_a_lone_surrogate_in_the_sign_in_form_is_not_a_server_error(tmp_pa
                 answer.headers.get("Set-Cookie"))
 
 
-@pytest.mark.parametrize("request_line", [
-    b"\xff /health HTTP/1.1",  # non-ASCII method: Sanic 21.12 answered 500
-    b"GET /h\xc3\xa9alth HTTP/1.1",  # non-ASCII target: it dropped the connection
-    b"GET  HTTP/1.1",  # empty target: 500
-    b"GET /health?\x00 HTTP/1.1",  # a control character
-    b"GET http://[ HTTP/1.1",  # a target httptools cannot parse
+@pytest.mark.parametrize("head", [
+    b"\xff /health HTTP/1.1\r\n",  # non-ASCII method: Sanic 21.12 answered 500
+    b"GET /h\xc3\xa9alth HTTP/1.1\r\n",  # non-ASCII target: it dropped the connection
+    b"GET  HTTP/1.1\r\n",  # empty target: 500
+    b"GET /health?\x00 HTTP/1.1\r\n",  # a control character
+    b"GET http://[ HTTP/1.1\r\n",  # a target httptools cannot parse
+    b"POST /api/v1/messages HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n",  # 500
+    b"POST /api/v1/messages HTTP/1.1\r\nContent-Length: five\r\n",  # 500
 ])
-def test_a_malformed_request_line_is_a_client_error_and_the_next_request_is_served(
-        tmp_path, request_line):
+def test_a_malformed_request_head_is_a_client_error_and_the_next_request_is_served(
+        tmp_path, head):
     from tests.fuzz_support import raw_exchange
     from tests.gateway_support import GatewayThread
 
     with GatewayThread(lambda stand_in, _: gateway_settings(tmp_path, stand_in.url)) as served:
         host, port = served.settings.host, served.settings.port
-        status = raw_exchange(host, port, request_line + b"\r\nHost: x\r\n"
-                                                        b"Connection: close\r\n\r\n")
+        status = raw_exchange(host, port, head + b"Host: x\r\nConnection: close\r\n\r\nhello")
         assert status == 400
         assert raw_exchange(host, port, b"GET /health HTTP/1.1\r\nHost: x\r\n"
                                         b"Connection: close\r\n\r\n") == 200
 
 
-def test_only_a_malformed_request_line_is_refused():
-    from bot.gateway.request_line import request_line_is_sound
+def test_only_a_malformed_request_head_is_refused():
+    from bot.gateway.request_head import framing_is_sound, request_line_is_sound
 
     for sound in (b"GET /health HTTP/1.1", b"POST /api/v1/messages?x=%C3%A9 HTTP/1.0",
                   b"OPTIONS * HTTP/1.1", b"GET http://bot.example/health HTTP/1.1"):
@@ -219,6 +220,14 @@ def test_only_a_malformed_request_line_is_refused():
     for malformed in (b"GET /health", b"GET /a b HTTP/1.1", b"G\x00T / HTTP/1.1",
                       b"GET /\x7f HTTP/1.1", b" / HTTP/1.1", b"GET / HTTP/1.1 "):
         assert not request_line_is_sound(malformed), malformed
+    for sound in ([], [b"Host: x"], [b"Content-Length: 12"], [b"content-length:  7 "],
+                  [b"Transfer-Encoding: chunked"], [b"Content-Length: 5", b"X: y"]):
+        assert framing_is_sound(sound), sound
+    for malformed in ([b"Transfer-Encoding: gzip, chunked"], [b"Transfer-Encoding: Chunked "],
+                      [b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"],
+                      [b"Content-Length: -1"], [b"Content-Length: 0x10"],
+                      [b"Content-Length: \xd9\xa1"]):
+        assert not framing_is_sound(malformed), malformed
 
 
 def _webhook_settings(tmp_path, rasa, fake):  # noqa: ANN001, ANN202

@@ -7,7 +7,7 @@ import sys
 from bot.brand import BrandProfileError, brand
 from bot.gateway.app import create_app
 from bot.gateway.logs import configure_logging
-from bot.gateway.request_line import RequestLineGuard
+from bot.gateway.request_head import RequestHeadGuard
 from bot.gateway.settings import Settings, SettingsError
 
 
@@ -24,7 +24,7 @@ def main() -> int:
     app = create_app(settings, profile)
     if settings.webchat:
         print(f"Web chat: http://{settings.host}:{settings.port}/chat/", flush=True)
-    app.run(host=settings.host, port=settings.port, access_log=False, protocol=RequestLineGuard)
+    app.run(host=settings.host, port=settings.port, access_log=False, protocol=RequestHeadGuard)
     return 0
 
 

@@ -149,7 +149,9 @@ class HandoffDesk:
         return handoff_id
 
 
-AGENT_NAME_MAX = 200
+# As the columns that keep it (handoffs.claimed_by, misunderstood_marks.agent, accounts'
+# display_name): a longer name is a 400 here, not a database error on PostgreSQL.
+AGENT_NAME_MAX = 100
 
 
 def _storable(agent: str, text: str = "") -> None:
