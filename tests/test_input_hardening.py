@@ -211,6 +211,28 @@ def test_a_malformed_request_head_is_a_client_error_and_the_next_request_is_serv
                                         b"Connection: close\r\n\r\n") == 200
 
 
+def test_a_body_that_arrives_after_its_answer_is_not_read_as_the_next_request(tmp_path):
+    """Sanic may answer (a 404, say) before a request's body has arrived, then drain it on
+    the kept-alive connection: those bytes are a body, not a malformed next request."""
+    import socket
+
+    from tests.gateway_support import GatewayThread
+
+    with GatewayThread(lambda stand_in, _: gateway_settings(tmp_path, stand_in.url)) as served:
+        with socket.create_connection((served.settings.host, served.settings.port),
+                                      timeout=5) as sock:
+            sock.sendall(b"POST /no-such-page HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 12\r\n\r\n")
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 404"), first[:100]
+            sock.sendall(b'{"text": ""}GET /health HTTP/1.1\r\nHost: x\r\n'
+                         b"Connection: close\r\n\r\n")
+            second = b""
+            while chunk := sock.recv(65536):
+                second += chunk
+            assert second.startswith(b"HTTP/1.1 200"), second[:100]
+
+
 def test_only_a_malformed_request_head_is_refused():
     from bot.gateway.request_head import framing_is_sound, request_line_is_sound
 

@@ -67,7 +67,10 @@ class RequestHeadGuard(HttpProtocol):
 
     def data_received(self, data: bytes) -> None:
         http = getattr(self, "_http", None)
-        waiting_for_a_request = http is None or http.stage is Stage.IDLE
+        # IDLE also while Sanic drains the body of a request it already answered (say a
+        # 404 sent before the body arrived): those bytes are that body, not a new head.
+        waiting_for_a_request = http is None or (
+            http.stage is Stage.IDLE and not getattr(http, "request_body", None))
         if waiting_for_a_request and data and not self._sound(data):
             self._refuse()
             return
