@@ -49,7 +49,6 @@ NAME = "gateway"
 class GatewayInput(InputChannel):
     def __init__(self, token: Optional[str]) -> None:
         self.token = token
-        watch_for_lost_actions()
 
     @classmethod
     def name(cls) -> str:
@@ -129,6 +128,7 @@ async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
     turn's answer would rest on a conversation that is not the customer's.
     ActionFailedError when a custom action failed: the turn was not saved.
     """
+    watch_for_lost_actions()  # once per process; a no-op after that
     report = TurnReport()
     token = CURRENT_TURN.set(report)  # for this turn only: reset below
     try:
