@@ -331,3 +331,6 @@ async def test_a_cookie_header_that_cannot_be_parsed_is_no_session(tmp_path, ras
         for path in ("/inbox/", "/inbox/queue", "/inbox/login"):
             answer = await http.get(path, headers={"Cookie": "=; a=b; \x7f=\"x"})
             assert answer.status_code < 500, (path, answer.status_code)
+            # Bytes that are not UTF-8 in a session cookie (the long fuzz: a 500 at its digest)
+            answer = await http.get(path, headers={"Cookie": b'inbox_session="\xaa5}A\xdd\x8c"'})
+            assert answer.status_code < 500, (path, answer.status_code)

@@ -28,8 +28,12 @@ def new_secret() -> str:
 
 
 def digest(secret: str) -> str:
-    """The SHA-256 digest (hex) the store keeps instead of the secret."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """The SHA-256 digest (hex) the store keeps instead of the secret.
+
+    Any text has one: a presented value holding bytes Sanic decoded as lone
+    surrogates (a cookie, say) simply matches nothing, never an error.
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def same_secret(given: str, expected: str) -> bool:

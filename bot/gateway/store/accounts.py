@@ -7,18 +7,14 @@ nobody in. Changing a password or disabling an account ends its sessions.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Dict, List, Optional
 
 import sqlalchemy as sa
 
+from bot.gateway.credentials import digest
 from bot.gateway.store.base import StoreBase
 from bot.gateway.store.schema import agent_accounts, inbox_sessions
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class AccountStore(StoreBase):
@@ -65,7 +61,7 @@ class AccountStore(StoreBase):
         """Remember a sign-in; expired sessions are cleared on the way."""
         with self._write() as db:
             db.execute(inbox_sessions.delete().where(inbox_sessions.c.expires_at <= time.time()))
-            db.execute(inbox_sessions.insert().values(token=_digest(token), username=username,
+            db.execute(inbox_sessions.insert().values(token=digest(token), username=username,
                                                       csrf=csrf, expires_at=expires_at))
 
     def session(self, token: str) -> Optional[Dict[str, Any]]:
@@ -73,7 +69,7 @@ class AccountStore(StoreBase):
         with self._read() as db:
             row = db.execute(sa.select(inbox_sessions, agent_accounts.c.display_name)
                              .join(agent_accounts)
-                             .where(inbox_sessions.c.token == _digest(token),
+                             .where(inbox_sessions.c.token == digest(token),
                                     inbox_sessions.c.expires_at > time.time(),
                                     agent_accounts.c.disabled == sa.false())
                              ).mappings().first()
@@ -83,7 +79,7 @@ class AccountStore(StoreBase):
 
     def close_session(self, token: str) -> None:
         with self._write() as db:
-            db.execute(inbox_sessions.delete().where(inbox_sessions.c.token == _digest(token)))
+            db.execute(inbox_sessions.delete().where(inbox_sessions.c.token == digest(token)))
 
     def end_sessions(self, username: Optional[str] = None) -> int:
         """Sign out one agent everywhere (or, with no name, everyone); how many ended."""
