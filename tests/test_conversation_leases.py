@@ -220,7 +220,8 @@ def test_a_message_is_finished_once_however_many_replicas_finish_it(replicas):
         b.dead_letter(row.id, "gave up late", late, notice=OutboundMessage("a person will"))
     sent = [m.text for m in a.transcript(chat) if m.kind == "reply"]
     assert sent == ["your answer"]
-    assert a.handoff_queue() == [] and a.next_inbound(chat) is None
+    assert [h for h in a.handoff_queue() if h["conversation_id"] == chat] == []
+    assert a.next_inbound(chat) is None
 
 
 # --- the keeper ------------------------------------------------------------
