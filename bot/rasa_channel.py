@@ -109,15 +109,11 @@ def _body(request: Request) -> Any:
     return body
 
 
-class TurnFailedError(RuntimeError):
-    """Rasa carried on past a failure during the turn; the gateway must retry it."""
-
-
-class TrackerStoreFailedError(TurnFailedError):
+class TrackerStoreFailedError(RuntimeError):
     """The tracker store failed during the turn (and Rasa carried on without it)."""
 
 
-class ActionFailedError(TurnFailedError):
+class ActionFailedError(RuntimeError):
     """A custom action failed during the turn; the turn was not saved."""
 
 

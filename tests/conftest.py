@@ -70,9 +70,9 @@ def agent(model_path: Path):
 @pytest.fixture(scope="session")
 def action_server() -> Iterator[str]:
     """A real action server process (rasa_sdk serving actions/); yields its webhook URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from tests.gateway_support import free_port
+
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
