@@ -35,6 +35,9 @@ def rasa_run_argv(options: Sequence[str], env: Mapping[str, str] = os.environ) -
 def main(argv: Optional[Sequence[str]] = None) -> None:
     from rasa.__main__ import main as rasa_main
 
+    from bot import schema_check_once
+
+    schema_check_once.install()  # half of Rasa's CPU per message, otherwise
     sys.argv = rasa_run_argv(sys.argv[1:] if argv is None else argv)
     rasa_main()
 
