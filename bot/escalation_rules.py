@@ -25,6 +25,17 @@ NOT_REQUESTS = {"greet", "goodbye", "thank_you", "affirm", "deny", "inform", "bo
                 "praise", "give_feedback", "nlu_fallback", "out_of_scope", "request_human",
                 "faq", "complaint", RATING_INTENT, None}
 FORM_DROPPED = "utter_case_stopped"
+# Bot actions that do not answer what the customer asked: listening, clarifying,
+# starting or running the case form (the team answers a case, not the bot),
+# dropping it, or handing over. A request followed by any other action was
+# answered by the bot itself, so asking it again is asking again, not a failure.
+NOT_ANSWERS = {"action_listen", "action_clarify", "action_default_fallback",
+               "action_two_stage_fallback", "utter_ask_rephrase", "action_open_case",
+               "case_form", "validate_case_form", "action_submit_case",
+               "action_deactivate_loop", "utter_ask_stop_case", "utter_keep_going",
+               FORM_DROPPED, "utter_complaint_empathy", "action_escalate",
+               "action_session_start", "action_restart", "action_back",
+               "action_unlikely_intent", None}
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class Turn:
     sentiment: Optional[str] = None
     sentiment_score: float = 0.0
     previous_bot_action: Optional[str] = None
+    # The bot answered it itself (its next action was an answer, see NOT_ANSWERS).
+    answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,8 @@ class EscalationRules:
         priority = settings.get("priority", "normal")
         same = int(settings.get("same_request", 2))
         if latest.intent not in NOT_REQUESTS:
-            asked = sum(t.intent == latest.intent for t in turns)
+            # Asked again after the bot answered it is a new question, answered again.
+            asked = 1 + sum(t.intent == latest.intent and not t.answered for t in turns[:-1])
             if asked >= same:
                 return Decision("repeated_request", priority,
                                 f"asked for {latest.intent} {asked} times")

@@ -112,3 +112,52 @@ def test_the_policy_predicts_escalation_with_its_reason():
     assert domain.action_names_or_texts[angry.max_confidence_index] == "action_escalate"
     assert angry.policy_priority == 7
     assert {e.key: e.value for e in angry.events}["escalation_trigger"] == "hostile"
+
+
+def test_asking_again_what_the_bot_answered_is_not_a_failure():
+    answered = turn("how long is delivery", "delivery_info")
+    answered = Turn(**{**answered.__dict__, "answered": True})
+    again = turn("sorry, how long was delivery?", "delivery_info")
+    assert RULES.decide([answered, turn("thanks", "thank_you"), again]) is None
+    unanswered = turn("how long is delivery", "delivery_info")
+    assert RULES.decide([unanswered, again]).reason == "repeated_request"
+
+
+def test_the_policy_counts_a_request_as_answered_only_when_the_bot_answered_it():
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.policies.escalation import turns_from_tracker
+
+    policy, domain = escalation_policy()
+
+    def customer(text, intent):
+        parse = {"intent": {"name": intent, "confidence": 0.95},
+                 "sentiment": {"label": "neutral", "score": 0.9}}
+        return UserUttered(text, {"name": intent, "confidence": 0.95}, parse_data=parse)
+
+    def next_action(events):
+        tracker = DialogueStateTracker.from_events("t", events, slots=domain.slots)
+        prediction = policy.predict_action_probabilities(tracker, domain)
+        if max(prediction.probabilities) == 0.0:
+            return None
+        return domain.action_names_or_texts[prediction.max_confidence_index]
+
+    listen = ActionExecuted("action_listen")
+    faq_twice = [listen, customer("how long is delivery", "delivery_info"),
+                 ActionExecuted("utter_delivery_info"), listen,
+                 customer("how long was delivery again?", "delivery_info")]
+    assert next_action(faq_twice) is None  # the rules answer it again
+    turns = turns_from_tracker(DialogueStateTracker.from_events("t", faq_twice,
+                                                                slots=domain.slots))
+    assert [t.answered for t in turns] == [True, False]
+    # A case goes to the team: asking for it again means it is not solved yet.
+    case_twice = [listen, customer("where is my order", "order_status"),
+                  ActionExecuted("action_open_case"), ActionExecuted("case_form"), listen,
+                  customer("where is my order??", "order_status")]
+    assert next_action(case_twice) == "action_escalate"
+    # So does a question the bot only asked to have rephrased.
+    unclear_twice = [listen, customer("delivery??", "delivery_info"),
+                     ActionExecuted("action_clarify"), listen,
+                     customer("delivery time?", "delivery_info")]
+    assert next_action(unclear_twice) == "action_escalate"

@@ -14,6 +14,7 @@ hand-back event did not), until the hand-back event arrives.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
@@ -27,7 +28,7 @@ from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.escalation_rules import EscalationRules, Turn
+from bot.escalation_rules import NOT_ANSWERS, EscalationRules, Turn
 from bot.handoff_contract import (
     RESOLVED_INTENT,
     TRIGGER_DETAIL_SLOT,
@@ -47,10 +48,15 @@ def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
     """
     turns: List[Turn] = []
     previous: Optional[str] = None
+    first_reply_pending = False  # the latest turn has had no bot action yet
     for event in tracker.applied_events():
         if isinstance(event, ActionExecuted) and event.action_name not in (
                 None, ACTION_LISTEN_NAME):
             previous = event.action_name
+            if first_reply_pending and turns:
+                # What the bot did first tells whether it answered the turn itself.
+                turns[-1] = replace(turns[-1], answered=previous not in NOT_ANSWERS)
+            first_reply_pending = False
         elif isinstance(event, UserUttered) and is_external(event.metadata):
             if event.intent_name == RESOLVED_INTENT:
                 turns, previous = [], None
@@ -64,6 +70,7 @@ def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
                 sentiment_score=float(sentiment.get("score") or 0.0),
                 previous_bot_action=previous,
             ))
+            first_reply_pending = True
     return turns
 
 
