@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import time
 import uuid
@@ -20,10 +21,31 @@ import httpx
 
 # Two ordinary conversations, alternated between users: one of quick
 # questions, one that opens a case (a form, validated by the action server).
-SCRIPTS: Sequence[Sequence[str]] = (
-    ("hi there", "do you deliver to ireland?", "how can i pay for an order?", "thanks, bye"),
-    ("hello", "where is my parcel?", "my order number is JL-204815", "thank you"),
+# Each step has several wordings and the order numbers vary, so, as with real
+# customers, few messages repeat word for word and no cache flatters the figures.
+SCRIPTS: Sequence[Sequence[Sequence[str]]] = (
+    (("hi there", "hello!", "hey, good morning", "hiya", "good afternoon", "hi, quick one"),
+     ("do you deliver to ireland?", "how long does shipping take?",
+      "what are the delivery options", "can you ship to france", "is next day delivery possible?",
+      "how much is postage?"),
+     ("how can i pay for an order?", "do you take paypal", "can i pay with apple pay?",
+      "which cards do you accept?", "is klarna an option", "can i pay by bank transfer"),
+     ("thanks, bye", "cheers, that's all", "great, thank you!", "ok thanks a lot",
+      "brilliant, bye for now", "thank you, have a nice day")),
+    (("hello", "hi", "hey there", "morning!", "good evening", "hi again"),
+     ("where is my parcel?", "my order hasn't arrived yet", "can you track my order",
+      "where's my delivery", "order still not here", "when will my package arrive?"),
+     ("my order number is JL-{n}", "it's JL-{n}", "order JL-{n}", "JL-{n}",
+      "the number is JL-{n}", "ref JL-{n}"),
+     ("thank you", "thanks!", "cheers", "thanks so much", "many thanks", "ta")),
 )
+
+
+def script_texts(script: Sequence[Sequence[str]], seed: int) -> List[str]:
+    """One conversation's messages: a wording per step, picked by ``seed``."""
+    chooser = random.Random(seed)
+    return [chooser.choice(wordings).format(n=chooser.randint(100000, 999999))
+            for wordings in script]
 
 
 @dataclass(frozen=True)
@@ -82,7 +104,7 @@ async def closed_loop(url: str, users: int, conversations_per_user: int,
             for conversation in range(conversations_per_user):
                 script = SCRIPTS[(number + conversation) % len(SCRIPTS)]
                 sender = f"bench-{run}-{number}-{conversation}"
-                for text in script:
+                for text in script_texts(script, hash(sender)):
                     milliseconds, answered = await say(client, url, sender, text)
                     latencies.append(milliseconds)
                     silent += not answered

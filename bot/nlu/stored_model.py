@@ -8,11 +8,27 @@ from pathlib import Path
 from typing import Any, Dict, Generic, Optional, TypeVar
 
 import joblib
+import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 
 Model = TypeVar("Model")
+
+
+def laid_out_for_sparse_rows(model: Model) -> Model:
+    """``model`` with its linear classifiers' weights stored column-major.
+
+    scikit-learn scores a sparse row as ``row @ coef_.T``; with ``coef_`` as
+    trained (row-major), scipy copies the whole transposed matrix (features by
+    classes, megabytes) on every call: 3.6 ms per message, a tenth of Rasa's
+    CPU per message in `make bench`. Column-major, ``coef_.T`` is already laid
+    out for it and the product takes 0.04 ms. The values are the same.
+    """
+    for value in vars(model).values() if hasattr(model, "__dict__") else ():
+        if isinstance(getattr(value, "coef_", None), np.ndarray):
+            value.coef_ = np.asfortranarray(value.coef_)
+    return model
 
 
 class StoredModelComponent(GraphComponent, Generic[Model]):
@@ -46,7 +62,7 @@ class StoredModelComponent(GraphComponent, Generic[Model]):
              execution_context: ExecutionContext, **kwargs: Any) -> StoredModelComponent:
         with model_storage.read_from(resource) as directory:
             model = joblib.load(directory / cls.MODEL_FILE)
-        return cls(config, model_storage, resource, model)
+        return cls(config, model_storage, resource, laid_out_for_sparse_rows(model))
 
     def _save(self, model: Model) -> Resource:
         """Keep the trained model and write it where Rasa packages the model."""
