@@ -31,12 +31,15 @@ instead of opening the file anew for each query (Rasa's default), with
 
 from __future__ import annotations
 
+import itertools
 import logging
+import weakref
 from collections import OrderedDict
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.rasa_turn import current_turn
@@ -92,6 +95,8 @@ class FailClosedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conversations = TrackedConversations(int(cache_size))
+        # sender -> (tracker handed out, how many of its events the database holds)
+        self._stored: Dict[str, Tuple[weakref.ref, int]] = {}
         if self.engine.dialect.name == "sqlite":
             self._use_one_wal_connection()
 
@@ -141,19 +146,35 @@ class FailClosedSQLTrackerStore(SQLTrackerStore):
             count, last_id = self._event_query(session, tracker.sender_id, False).order_by(
                 None).with_entities(
                 sa.func.count(self.SQLEvent.id), sa.func.max(self.SQLEvent.id)).one()
-        if count == len(tracker.events):
+        extra = len(tracker.events) - count
+        if count and extra > 0 and isinstance(tracker.events[extra], SessionStarted):
+            # The session start resets everything the events before it set, so
+            # dropping them leaves the state a rebuild would give, without one.
+            for _ in range(extra):
+                tracker.events.popleft()
+        elif count and extra > 0:
+            tracker = DialogueStateTracker.from_events(
+                tracker.sender_id, list(tracker.events)[extra:], self.domain.slots)
+        if count and count == len(tracker.events):
             self.conversations.keep(tracker.sender_id, last_id, tracker)
-        elif 0 < count < len(tracker.events):
-            events = list(tracker.events)[-count:]
-            self.conversations.keep(tracker.sender_id, last_id, DialogueStateTracker.from_events(
-                tracker.sender_id, events, self.domain.slots))
+            self._stored[tracker.sender_id] = (weakref.ref(tracker), count)
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        """The events to save: after those the database holds, known without a count query
+        for a tracker this store handed out (Rasa counts them on every save)."""
+        known = self._stored.pop(tracker.sender_id, None)
+        if known is not None and known[0]() is tracker:
+            return itertools.islice(tracker.events, known[1], None)
+        return super()._additional_events(session, tracker)
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         try:
-            kept = self.conversations.take(sender_id, self._last_event_id(sender_id))
-            if kept is not None:
-                return kept
-            return await super().retrieve(sender_id)
+            tracker = self.conversations.take(sender_id, self._last_event_id(sender_id))
+            if tracker is None:
+                tracker = await super().retrieve(sender_id)
+            if tracker is not None:  # as read from the database: all of it is stored
+                self._stored[sender_id] = (weakref.ref(tracker), len(tracker.events))
+            return tracker
         except Exception:
             _note_store_failure()
             raise
@@ -170,7 +191,7 @@ class FailClosedSQLTrackerStore(SQLTrackerStore):
                         "the gateway will run it again", tracker.sender_id)
             return
         self.conversations.forget(tracker.sender_id)
-        try:
+        try:  # (the save pops this tracker's entry in self._stored)
             await super().save(tracker)
             self._keep_if_whole(tracker)
         except Exception:

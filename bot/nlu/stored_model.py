@@ -8,27 +8,14 @@ from pathlib import Path
 from typing import Any, Dict, Generic, Optional, TypeVar
 
 import joblib
-import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 
+from bot.nlu.linear import laid_out_for_sparse_rows
+
 Model = TypeVar("Model")
 
-
-def laid_out_for_sparse_rows(model: Model) -> Model:
-    """``model`` with its linear classifiers' weights stored column-major.
-
-    scikit-learn scores a sparse row as ``row @ coef_.T``; with ``coef_`` as
-    trained (row-major), scipy copies the whole transposed matrix (features by
-    classes, megabytes) on every call: 3.6 ms per message, a tenth of Rasa's
-    CPU per message in `make bench`. Column-major, ``coef_.T`` is already laid
-    out for it and the product takes 0.04 ms. The values are the same.
-    """
-    for value in vars(model).values() if hasattr(model, "__dict__") else ():
-        if isinstance(getattr(value, "coef_", None), np.ndarray):
-            value.coef_ = np.asfortranarray(value.coef_)
-    return model
 
 
 class StoredModelComponent(GraphComponent, Generic[Model]):
