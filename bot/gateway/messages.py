@@ -91,6 +91,12 @@ class Button:
     payload: str
 
 
+# How urgently a channel should send an outbound message, when it has to choose
+# (Telegram's rate limit: channels/telegram_priority.py). Not part of the content.
+ACK = "ack"  # the acknowledgement: the customer's first sign they were heard
+ANSWER = "answer"  # everything else: the bot's replies, agents' replies, notices
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     """Something to send a customer: the acknowledgement or a bot reply."""
@@ -98,6 +104,9 @@ class OutboundMessage:
     text: str
     buttons: List[Button] = field(default_factory=list)
     image: Optional[str] = None
+    # ACK or ANSWER; left out of equality (and so of hashing): the same words are
+    # the same message however urgently they are sent.
+    priority: str = field(default=ANSWER, compare=False)
 
     @classmethod
     def from_rasa(cls, reply: Dict[str, Any]) -> OutboundMessage:
@@ -130,5 +139,6 @@ def split_message(message: OutboundMessage, limit: Optional[int]) -> List[Outbou
         return [message]
     parts = split_text(message.text, limit)
     return [OutboundMessage(text=part, buttons=message.buttons if i == len(parts) - 1 else [],
-                            image=message.image if i == len(parts) - 1 else None)
+                            image=message.image if i == len(parts) - 1 else None,
+                            priority=message.priority)
             for i, part in enumerate(parts)]

@@ -31,13 +31,19 @@ has messages stored but held (``flood_control.py``), never refused.
 
 Replies go out as plain text (no parse_mode), so *, _ and <b> reach the
 customer exactly as written; long text is split at Telegram's limit.
+
+Sending is throttled to Telegram's limits by ``PriorityRateLimiter``
+(``telegram_priority.py``): acknowledgements first, then answers, then typing
+indicators, so a burst of DMs is acknowledged as fast as the limit allows.
+Typing indicators are fire and forget: the pipeline asks for one before each
+Rasa call, and waiting for a slot for it would hold that call back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Dict, Optional
+from typing import Dict, Optional, Set
 
 from sanic import Request, response
 from sanic.response import HTTPResponse
@@ -51,7 +57,6 @@ from telegram import (
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -59,8 +64,9 @@ from telegram.ext import (
 )
 from telegram.ext import filters as tg_filters
 
+from bot.gateway.channels.telegram_priority import Priority, PriorityRateLimiter
 from bot.gateway.credentials import same_secret
-from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
+from bot.gateway.messages import ACK, InboundMessage, InvalidMessageError, OutboundMessage
 from bot.gateway.pipeline import Gateway, SendError
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.settings import Settings
@@ -83,6 +89,11 @@ UNSUPPORTED_REPLY = (
     "me in words what you need? If it's about a damaged or wrong item, describe it and "
     "our team can ask for photos when they pick it up."
 )
+
+
+def default_rate_limiter() -> PriorityRateLimiter:
+    """The production limiter: Telegram's limits, acknowledgements first (bench uses it too)."""
+    return PriorityRateLimiter()
 
 
 def not_stored(error: BaseException) -> bool:
@@ -114,12 +125,16 @@ class TelegramChannel:
     name = CHANNEL
     max_text_length = MessageLimit.MAX_TEXT_LENGTH
 
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+    def __init__(self, settings: Settings, gateway: Gateway,
+                 rate_limiter: Optional[PriorityRateLimiter] = None) -> None:
+        """``rate_limiter``: Telegram's production limits unless given (tests use small ones)."""
         self.settings = settings
         self.gateway = gateway
+        self.rate_limiter = rate_limiter or default_rate_limiter()
         builder = (Application.builder().token(settings.telegram_bot_token).updater(None)
-                   # Throttle to Telegram's limits; on 429 our outbox waits and retries.
-                   .rate_limiter(AIORateLimiter(max_retries=0)))
+                   # Throttle to Telegram's limits, acknowledgements first; on 429 it
+                   # holds everyone and our outbox waits and retries.
+                   .rate_limiter(self.rate_limiter))
         if settings.telegram_api_base_url:
             builder = builder.base_url(settings.telegram_api_base_url)
         self.application = builder.build()
@@ -132,6 +147,7 @@ class TelegramChannel:
         self._not_stored: Dict[int, BaseException] = {}
         self.application.add_error_handler(self._on_error, block=True)
         self._poller: Optional[asyncio.Task] = None
+        self._typing: Set[asyncio.Task] = set()  # typing indicators on their way
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -151,6 +167,9 @@ class TelegramChannel:
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
+        for task in list(self._typing):
+            task.cancel()
+        await asyncio.gather(*self._typing, return_exceptions=True)
         await self.application.stop()
         await self.application.shutdown()
 
@@ -292,15 +311,16 @@ class TelegramChannel:
     async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
         # The gateway has already split text to max_text_length, one row per part.
         sent_id: Optional[str] = None
+        urgency = {"priority": Priority.ACK if message.priority == ACK else Priority.ANSWER}
         try:
             if message.text:
                 sent = await self.application.bot.send_message(
                     chat_id=_chat_id(external_id), text=message.text,
-                    reply_markup=keyboard(message))
+                    reply_markup=keyboard(message), rate_limit_args=urgency)
                 sent_id = str(sent.message_id)
             if message.image:
-                sent = await self.application.bot.send_photo(_chat_id(external_id),
-                                                             message.image)
+                sent = await self.application.bot.send_photo(
+                    _chat_id(external_id), message.image, rate_limit_args=urgency)
                 sent_id = str(sent.message_id)
         except RetryAfter as error:
             raise SendError(str(error), retry_after=_seconds(error.retry_after)) from None
@@ -313,7 +333,18 @@ class TelegramChannel:
         return sent_id
 
     async def typing(self, external_id: str) -> None:
-        await self.application.bot.send_chat_action(_chat_id(external_id), ChatAction.TYPING)
+        """Start a typing indicator and return at once (see the module docstring)."""
+        chat_id = _chat_id(external_id)
+        task = asyncio.get_running_loop().create_task(self._send_typing(chat_id))
+        self._typing.add(task)
+        task.add_done_callback(self._typing.discard)
+
+    async def _send_typing(self, chat_id: int) -> None:
+        try:
+            await self.application.bot.send_chat_action(
+                chat_id, ChatAction.TYPING, rate_limit_args={"priority": Priority.TYPING})
+        except Exception as error:  # noqa: BLE001 - a typing indicator is best effort
+            log.debug("typing indicator for chat %s failed: %s", chat_id, error)
 
 
 def _is_chat(chat: Optional[Chat]) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from bot.gateway.messages import Button, InboundMessage, OutboundMessage
+from bot.gateway.messages import ACK, ANSWER, Button, InboundMessage, OutboundMessage
 from bot.gateway.store.base import StoreBase
 from bot.gateway.store.handoffs import HandoffRequest, insert_handoff
 from bot.gateway.store.schema import (
@@ -76,7 +76,9 @@ class StoredMessage:
 
     @property
     def outbound(self) -> OutboundMessage:
-        return OutboundMessage(text=self.text, buttons=self.buttons, image=self.image)
+        """The row as a message to send; acknowledgements go before everything else."""
+        return OutboundMessage(text=self.text, buttons=self.buttons, image=self.image,
+                               priority=ACK if self.kind == "ack" else ANSWER)
 
 
 
