@@ -104,7 +104,7 @@ import-review: install ## Merge a labelled review into data/nlu: make import-rev
 	@test -n "$(FILE)" || { echo 'usage: make import-review FILE=reports/review.yml'; exit 2; }
 	$(BIN)/python -m bot.trainer.review_import "$(FILE)" $(ARGS)
 
-deploy-model: train ## Switch the running bot (make run) to the newly trained model, no downtime
+deploy-model: train ## Switch the running bot (make run) to the newly trained model: a second Rasa loads it, no message waits
 	$(WITH_RASA_TOKEN) $(BIN)/python -m bot.trainer.deploy
 
 lint: install ## Lint the Python code
@@ -127,12 +127,14 @@ clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache
 	find reports -type f ! -name baseline.json -delete 2>/dev/null || true
 
-bench: train ## Benchmark: 40 customers DM at once through Telegram (fake Bot API) and the real stack
+bench: train ## Benchmarks: the brain against a vanilla `rasa init` bot, a Telegram burst, a model switch (reports/bench.json)
+	$(BIN)/python -m bench.brain
 	$(BIN)/python -m bench.store_sync
 	$(BIN)/python -m bench.sentiment
 	$(BIN)/python -m bench.nlu_parse
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
 	$(BIN)/python -m bench.login_load --logins 30
+	$(BIN)/python -m bench.model_switch
 
 chaos: train ## Chaos benchmark: 500 customers, 10,000 DMs into the scaled stack while each process is kill -9ed, PostgreSQL restarts, Telegram answers 429/5xx
 	$(BIN)/python -m bench.chaos $(ARGS)

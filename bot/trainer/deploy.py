@@ -17,15 +17,28 @@ Exit 0 only when the requested model is live; otherwise one line on stderr
 says what went wrong and what to do. A model that is already live (same file
 name and model id) is not loaded again.
 
-What Rasa 3.6 does meanwhile (rasa/server.py, rasa/core/agent.py): PUT /model
-builds a new Agent beside the serving one and only swaps it in once it is
-ready, so a model that fails to load leaves the old model live (Rasa answers
-400). Loading is synchronous and blocks Rasa's event loop: requests arriving
-during the switch wait (queued by the OS, up to SANIC_BACKLOG connections,
-default 100) and are answered, by the new model, once loading finishes. Rasa
-reads the model file itself, so the path must exist on Rasa's machine.
-Conversations survive the switch only with a persistent tracker store (SQL in
-endpoints.yml); with the in-memory store they start afresh.
+Under `make run` Rasa runs behind bot.rasa_supervisor, which answers
+PUT /model itself: it starts a second Rasa with the new model while the first
+keeps answering, sends new requests to the new one once its GET /status
+names the model (and a few warm-up parses are done), lets the old one finish
+the requests it holds, stops it, and only then answers 204. So no message
+waits for the load (the switch itself takes as long as a Rasa start at a
+lower CPU priority, one to two minutes, and memory briefly doubles). A model
+that fails to load, or does not within RASA_SWITCH_LOAD_TIMEOUT (480 s),
+leaves the old one live (400, with the reason); a second deploy while one
+runs is refused (409).
+
+Against a bare Rasa (`python -m bot.rasa_server`) the same calls work, but
+Rasa 3.6 loads the model inside the serving process (rasa/server.py,
+rasa/core/agent.py): it builds a new Agent beside the serving one and swaps
+it in once ready, so a model that fails to load leaves the old one live (400),
+yet loading blocks Rasa's event loop, and every request arriving meanwhile
+waits (queued by the OS, up to SANIC_BACKLOG connections) for the whole load,
+~25-40 s with our model (bench/model_switch.py --direct).
+
+Either way Rasa reads the model file itself, so the path must exist on Rasa's
+machine, and conversations survive the switch only with a persistent tracker
+store (SQL in endpoints.yml); with the in-memory store they start afresh.
 """
 
 from __future__ import annotations
