@@ -143,7 +143,8 @@ def project_endpoints(work: Path, actions_port: int) -> Path:
 async def project_brain(work: Path, model: Path, token: str,
                         extra_env: Optional[Dict[str, str]] = None,
                         gateway: bool = True) -> AsyncIterator[Brain]:
-    """The project's Rasa, action server and (idle) gateway, as the Procfile starts them."""
+    """The project's Rasa (behind its supervisor), action server and (idle) gateway, as the
+    Procfile starts them."""
     rasa_port, actions_port, gateway_port = free_port(), free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RASA_TOKEN": token,
            "RASA_PORT": str(rasa_port), "ACTIONS_PORT": str(actions_port),
@@ -154,7 +155,7 @@ async def project_brain(work: Path, model: Path, token: str,
                                 str(actions_port), "--actions", "actions"],
                     PROJECT_ROOT, {**env, "SANIC_HOST": "127.0.0.1",
                                    "SANIC_KEEP_ALIVE_TIMEOUT": "75"}, work / "actions.log")
-    rasa = start("rasa", [sys.executable, "-m", "bot.rasa_server", "--enable-api", "--port",
+    rasa = start("rasa", [sys.executable, "-m", "bot.rasa_supervisor", "--enable-api", "--port",
                           str(rasa_port), "--endpoints", str(endpoints), "--credentials",
                           "credentials.yml", "--model", str(model)],
                  PROJECT_ROOT, env, work / "rasa.log")
