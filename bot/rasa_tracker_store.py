@@ -159,6 +159,12 @@ class FailClosedSQLTrackerStore(SQLTrackerStore):
             self.conversations.keep(tracker.sender_id, last_id, tracker)
             self._stored[tracker.sender_id] = (weakref.ref(tracker), count)
 
+    def _forget_dropped_trackers(self) -> None:
+        """Trackers read but never saved (exports, the HTTP API) leave entries behind."""
+        for sender, (tracker, _) in list(self._stored.items()):
+            if tracker() is None:
+                del self._stored[sender]
+
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
         """The events to save: after those the database holds, known without a count query
         for a tracker this store handed out (Rasa counts them on every save)."""
@@ -173,6 +179,8 @@ class FailClosedSQLTrackerStore(SQLTrackerStore):
             if tracker is None:
                 tracker = await super().retrieve(sender_id)
             if tracker is not None:  # as read from the database: all of it is stored
+                if len(self._stored) > 2 * max(self.conversations.size, 1):
+                    self._forget_dropped_trackers()
                 self._stored[sender_id] = (weakref.ref(tracker), len(tracker.events))
             return tracker
         except Exception:

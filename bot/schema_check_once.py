@@ -35,6 +35,8 @@ from jsonschema import _validators, exceptions, validators
 _ORIGINAL: Callable[..., None] = jsonschema.validate
 _checked: Dict[str, Any] = {}
 _lock = threading.Lock()
+# id(a oneOf list of a checked schema) -> its tag (see tagged_one_of)
+_tags: Dict[int, Optional[tuple]] = {}
 # Distinct schemas remembered at most (Rasa uses one; a bound keeps memory flat).
 MAX_SCHEMAS = 64
 
@@ -56,14 +58,12 @@ def validate(instance: Any, schema: Any, cls: Optional[type] = None, *args: Any,
         with _lock:
             if len(_checked) >= MAX_SCHEMAS:
                 _checked.clear()
+                _tags.clear()  # keyed by id(): only valid while their schemas live
             _checked[key] = validator
     error = exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
         raise error
     return None
-
-
-_tags: Dict[int, Optional[tuple]] = {}
 
 
 def _tag_of(one_of: List[Any]) -> Optional[tuple]:
