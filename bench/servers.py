@@ -27,6 +27,7 @@ import yaml
 from bot.brand import PROJECT_ROOT
 from bot.trainer.deploy import DeployError, model_id_of
 from tests.gateway_support import free_port
+from tests.stack import stop
 
 BIN = Path(sys.executable).parent
 VANILLA_DIR = PROJECT_ROOT / "var" / "bench" / "vanilla-rasa-init"
@@ -101,14 +102,11 @@ def start(name: str, command: List[str], cwd: Path, env: Dict[str, str], log: Pa
 
 
 def stop_all(processes: List[subprocess.Popen]) -> None:
+    """All asked to stop at once, then each waited for (killed after a grace)."""
     for process in processes:
         process.terminate()
     for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextlib.asynccontextmanager
