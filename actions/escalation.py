@@ -24,6 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.wording import INTENT_LABELS, reply_eta
 from bot.brand import brand
+from bot.escalation_rules import other_language_code
 from bot.handoff_contract import (
     TRIGGER_DETAIL_SLOT,
     TRIGGER_PRIORITY_SLOT,
@@ -31,6 +32,7 @@ from bot.handoff_contract import (
     HandoffPayload,
     is_external,
 )
+from bot.language import LANGUAGE
 
 # Priority of the reasons decided by rules and actions; the escalation policy
 # sends its own (from escalation.yml) with its trigger.
@@ -94,7 +96,7 @@ def case_details(tracker: Tracker) -> Dict[str, Any]:
 
 
 def turn_log(tracker: Tracker) -> List[Dict[str, Any]]:
-    """Every customer turn with how the NLU read it: intent, confidence, sentiment."""
+    """Every customer turn with how the NLU read it: intent, confidence, sentiment, language."""
     turns = []
     for event in tracker.events:
         if event.get("event") != "user" or is_external(event.get("metadata")):
@@ -106,6 +108,7 @@ def turn_log(tracker: Tracker) -> List[Dict[str, Any]]:
             "text": event.get("text"), "at": event.get("timestamp"),
             "intent": intent.get("name"), "confidence": round(intent.get("confidence") or 0, 3),
             "sentiment": sentiment.get("label"), "sentiment_score": sentiment.get("score"),
+            "language": (parse.get(LANGUAGE) or {}).get("code"),
         })
     return turns
 
@@ -126,20 +129,27 @@ def escalate(
                     reason, "normal")
     now = now or datetime.now(timezone.utc)
     eta = reply_eta(profile, priority, now)
-    if reason == "sensitive:self_harm":
-        dispatcher.utter_message(response="utter_escalation_safety")
-    elif reason in UPSET:
-        dispatcher.utter_message(response="utter_escalation_empathy")
-    if profile.opening_hours.is_open(now):
-        dispatcher.utter_message(response="utter_escalated_open", eta=eta)
+    detail = tracker.get_slot(TRIGGER_DETAIL_SLOT)
+    language = other_language_code(reason, detail)
+    in_their_language = profile.other_language_reply(language)
+    if in_their_language:  # honest, in their words, and nothing they cannot read
+        dispatcher.utter_message(text=in_their_language)
     else:
-        dispatcher.utter_message(response="utter_escalated_closed", eta=eta)
+        if reason == "sensitive:self_harm":
+            dispatcher.utter_message(response="utter_escalation_safety")
+        elif reason in UPSET:
+            dispatcher.utter_message(response="utter_escalation_empathy")
+        elif language:
+            dispatcher.utter_message(response="utter_language_not_understood")
+        if profile.opening_hours.is_open(now):
+            dispatcher.utter_message(response="utter_escalated_open", eta=eta)
+        else:
+            dispatcher.utter_message(response="utter_escalated_closed", eta=eta)
     summary = case_summary(tracker)
     # For the gateway, not the customer: it opens the handoff record from this.
     dispatcher.utter_message(json_message=HandoffPayload(
-        reason=reason, priority=priority, summary=summary,
-        detail=tracker.get_slot(TRIGGER_DETAIL_SLOT),
-        details=case_details(tracker), turns=turn_log(tracker),
+        reason=reason, priority=priority, summary=summary, detail=detail,
+        details=case_details(tracker), turns=turn_log(tracker), language=language,
     ).as_message())
     return [
         ActiveLoop(None),  # a form in progress stops: a person takes it from here

@@ -129,6 +129,10 @@ class BrandProfile(BaseModel):
     sla_minutes: Dict[str, int]
     # How agents sign their replies: {agent} is the agent's first name.
     agent_signature: str = "— {agent}, {brand}"
+    # What the bot says, by language code, to a message written in a language it
+    # does not understand (escalation.yml's other_language); others get English.
+    # {brand}, {phone} and {email} are filled in.
+    other_language_replies: Dict[str, str] = {}
 
     @validator("hours")
     def _known_days(cls, value: Dict[str, str]) -> Dict[str, str]:  # noqa: N805
@@ -151,6 +155,24 @@ class BrandProfile(BaseModel):
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(f"use only {{agent}} and {{brand}} ({error})") from None
         return value
+
+    @validator("other_language_replies")
+    def _replies_fill_in(cls, value: Dict[str, str]) -> Dict[str, str]:  # noqa: N805
+        for code, line in value.items():
+            try:
+                line.format(brand="Brand", phone="1", email="e@x")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(f"{code}: use only {{brand}}, {{phone}} and {{email}} "
+                                 f"({error})") from None
+        return value
+
+    def other_language_reply(self, code: Optional[str]) -> Optional[str]:
+        """The configured line for a language the bot cannot read, filled in, or None."""
+        line = self.other_language_replies.get(code or "")
+        if line is None:
+            return None
+        return line.format(brand=self.name, phone=self.contacts.phone,
+                           email=self.contacts.email)
 
     @validator("payment_methods")
     def _some_methods(cls, value: List[str]) -> List[str]:  # noqa: N805

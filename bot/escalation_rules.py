@@ -17,6 +17,7 @@ import yaml
 
 from bot.brand import PROJECT_ROOT
 from bot.handoff_contract import PRIORITIES, RATING_INTENT
+from bot.language import language_name
 
 DEFAULT_CONFIG = PROJECT_ROOT / "escalation.yml"
 NEGATIVE = {"negative", "hostile"}
@@ -50,6 +51,8 @@ class Turn:
     previous_bot_action: Optional[str] = None
     # The bot answered it itself (its next action was an answer, see NOT_ANSWERS).
     answered: bool = False
+    # The NLU's reading of its language (bot/nlu/language.py): code, score, reliable.
+    language: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,21 @@ class Decision:
     detail: str
 
 
+OTHER_LANGUAGE = "other_language"
+
+
+def other_language_code(reason: Optional[str], detail: Optional[str]) -> Optional[str]:
+    """The language an ``other_language`` handoff was for ("fr"), from its detail."""
+    if reason != OTHER_LANGUAGE or not detail:
+        return None
+    return detail.split(" ", 1)[0] or None
+
+
 class EscalationConfigError(ValueError):
     """escalation.yml is malformed; the message says where."""
+
+
+TRIGGERS = ("hostile", "negative_trajectory", "repeated_failure", "sensitive", OTHER_LANGUAGE)
 
 
 @dataclass
@@ -69,6 +85,7 @@ class EscalationRules:
     negative_trajectory: Dict[str, Any] = field(default_factory=dict)
     repeated_failure: Dict[str, Any] = field(default_factory=dict)
     sensitive: Dict[str, Any] = field(default_factory=dict)
+    other_language: Dict[str, Any] = field(default_factory=dict)
     topics: List[Tuple[str, Pattern]] = field(default_factory=list)
 
     @classmethod
@@ -79,8 +96,8 @@ class EscalationRules:
         except (OSError, yaml.YAMLError) as error:
             raise EscalationConfigError(f"{path}: {error}") from None
         rules = cls(**{key: raw.get(key) or {} for key in
-                       ("hostile", "negative_trajectory", "repeated_failure", "sensitive")})
-        for name in ("hostile", "negative_trajectory", "repeated_failure", "sensitive"):
+                       TRIGGERS})
+        for name in TRIGGERS:
             priority = getattr(rules, name).get("priority", "normal")
             if priority not in PRIORITIES:
                 raise EscalationConfigError(f"{path}: {name}.priority {priority!r} is not one "
@@ -100,8 +117,9 @@ class EscalationRules:
         if not turns:
             return None
         latest = turns[-1]
-        for check in (self._sensitive, self._hostile, self._negative_trajectory,
-                      self._repeated_failure):
+        # A message we cannot read is not hostile, repeated or anything else to us.
+        for check in (self._sensitive, self._other_language, self._hostile,
+                      self._negative_trajectory, self._repeated_failure):
             decision = check(turns, latest)
             if decision:
                 return decision
@@ -119,6 +137,19 @@ class EscalationRules:
                 return Decision(f"sensitive:{topic}", self.sensitive.get("priority", "urgent"),
                                 f"mentions {match.group(0)!r}")
         return None
+
+    def _other_language(self, turns: List[Turn], latest: Turn) -> Optional[Decision]:
+        settings = self.other_language
+        reading = latest.language or {}
+        if not self._on(settings) or not reading.get("reliable"):
+            return None
+        understood = settings.get("understood") or ["en"]
+        code, score = reading.get("code"), float(reading.get("score") or 0.0)
+        if code in understood or score < float(settings.get("min_score", 0.8)):
+            return None
+        # The detail starts with the code: action_escalate answers in that language.
+        return Decision(OTHER_LANGUAGE, settings.get("priority", "normal"),
+                        f"{code} (written in {language_name(code)}, score {score:.2f})")
 
     def _hostile(self, turns: List[Turn], latest: Turn) -> Optional[Decision]:
         if not self._on(self.hostile) or latest.sentiment != "hostile":

@@ -86,8 +86,9 @@ class HandoffPayload:
     """Why and how urgently a person should take over, with the context to act on.
 
     ``details`` are the case details collected so far; ``turns`` every customer
-    turn with intent, confidence and sentiment; ``detail`` the trigger's own
-    words (e.g. which sensitive pattern matched).
+    turn with intent, confidence, sentiment and language; ``detail`` the
+    trigger's own words (e.g. which sensitive pattern matched); ``language``
+    the language of a message the bot could not read.
     """
 
     reason: str = DEFAULT_REASON
@@ -96,6 +97,8 @@ class HandoffPayload:
     detail: Optional[str] = None
     details: Dict[str, Any] = field(default_factory=dict)
     turns: List[Dict[str, Any]] = field(default_factory=list)
+    # The language the customer wrote in, when the bot could not read it ("fr").
+    language: Optional[str] = None
 
     def as_message(self) -> Dict[str, Any]:
         """The ``json_message`` for the dispatcher (actions side)."""
@@ -104,7 +107,8 @@ class HandoffPayload:
     @property
     def context(self) -> Dict[str, Any]:
         """What the gateway stores with the handoff record besides its columns."""
-        return {"details": self.details, "turns": self.turns, "detail": self.detail}
+        return {"details": self.details, "turns": self.turns, "detail": self.detail,
+                "language": self.language}
 
     @classmethod
     def from_custom(cls, custom: Any) -> Optional[HandoffPayload]:
@@ -126,4 +130,12 @@ class HandoffPayload:
             detail=str(raw["detail"]) if raw.get("detail") else None,
             details=dict(details) if isinstance(details, Mapping) else {},
             turns=[t for t in turns if isinstance(t, Mapping)] if isinstance(turns, list) else [],
+            language=_language_code(raw.get("language")),
         )
+
+
+def _language_code(value: Any) -> Optional[str]:
+    """A language code as sent ("fr", "zh-Hant"), or None for anything else."""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})?", value):
+        return value
+    return None

@@ -221,7 +221,8 @@ async def test_escalation_hands_the_gateway_full_context_and_pauses_the_bot():
     assert handoff["details"] == {"case_topic": "request_refund", "order_id": "JL-204815"}
     assert handoff["turns"] == [{"text": "i want a refund", "at": 1.0,
                                  "intent": "request_refund", "confidence": 0.91,
-                                 "sentiment": "negative", "sentiment_score": 0.8}]
+                                 "sentiment": "negative", "sentiment_score": 0.8,
+                                 "language": None}]
     assert {"event": "pause", "timestamp": None} in events
     assert any(e.get("event") == "active_loop" and e.get("name") is None for e in events)
 

@@ -198,3 +198,28 @@ def test_an_upset_customer_with_an_order_problem_hears_sorry_before_the_question
     # Read as a late order or as a complaint: either way, sorry comes first.
     assert reply.startswith(("I'm sorry for the trouble, Jo", "I'm really sorry, Jo"))
     assert customer.slot("requested_slot") in {"order_id", "case_description"}
+
+
+def test_a_message_in_another_language_goes_to_a_person_answered_in_that_language(live_agent):
+    customer = Customer(live_agent, "Élodie")
+    replies = customer.say("Bonjour, ma commande n'est toujours pas arrivée, pouvez-vous "
+                           "m'aider ?")
+    said = [r["text"] for r in replies if r.get("text")]
+    assert said == [brand().other_language_reply("fr")]
+    [handoff] = [r["custom"]["handoff"] for r in replies if r.get("custom")]
+    assert (handoff["reason"], handoff["language"]) == ("other_language", "fr")
+    assert handoff["turns"][-1]["language"] == "fr"
+    assert customer.slot("escalated") is True
+
+
+def test_a_language_without_a_line_is_answered_honestly_in_english(live_agent):
+    replies = Customer(live_agent).say("Merhaba, siparişim hâlâ gelmedi, yardım eder misiniz?")
+    said = "\n".join(r["text"] for r in replies if r.get("text"))
+    assert "I can only read English so far" in said and "reply right here" in said
+    [handoff] = [r["custom"]["handoff"] for r in replies if r.get("custom")]
+    assert handoff["language"] == "tr"
+
+
+def test_english_with_a_foreign_word_stays_with_the_bot(live_agent):
+    replies = Customer(live_agent).say("merci! where is my order please")
+    assert not [r for r in replies if r.get("custom")]

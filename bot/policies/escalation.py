@@ -36,6 +36,7 @@ from bot.handoff_contract import (
     TRIGGER_SLOT,
     is_external,
 )
+from bot.language import LANGUAGE
 
 ESCALATE = "action_escalate"
 
@@ -69,6 +70,7 @@ def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
                 sentiment=sentiment.get("label"),
                 sentiment_score=float(sentiment.get("score") or 0.0),
                 previous_bot_action=previous,
+                language=parse.get(LANGUAGE),
             ))
             first_reply_pending = True
     return turns
