@@ -633,6 +633,19 @@ async def measure_takeover(stack: Stack, load: Load, chaos: Chaos, store_url: st
 
 
 # --- the run ------------------------------------------------------------------
+def log_lines_about(work: Path, conversations: set, per_log: int = 12) -> Dict[str, List[str]]:
+    """The last lines of each process's log that mention one of ``conversations``
+    (by id or by the Telegram chat id in it)."""
+    needles = conversations | {c.partition(":")[2] for c in conversations}
+    found: Dict[str, List[str]] = {}
+    for log in sorted(work.glob("*.log")):
+        lines = [line.rstrip()[:300] for line in log.read_text(errors="replace").splitlines()
+                 if any(n and n in line for n in needles)]
+        if lines:
+            found[log.stem] = lines[-per_log:]
+    return found
+
+
 async def wait_drained(store_url: str, load: Load, stalled_after: float,
                        timeline: Timeline) -> float:
     """Wait until nothing is queued, held or unsent; the seconds it took, or -1.
@@ -733,6 +746,9 @@ async def run(config: Config) -> Dict[str, Any]:
         events = await asyncio.to_thread(read_user_events, tracker_url)
         result.update(check(load, chaos, fake, rows, events))
         result["drain_s"] = round(drained, 1)
+        if result["lost"]:  # what the processes said about them, to explain a failure
+            result["lost_logs"] = log_lines_about(
+                work, {e["conversation"] for e in result["lost_examples"]})
         result["load_s"] = round(time.monotonic() - load_started, 1)
         result["retries"] = dict(load.retries)
         acks = sorted(load.ack_seconds)

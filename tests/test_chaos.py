@@ -23,7 +23,8 @@ async def test_the_scaled_stack_survives_kill_9_of_a_gateway_and_a_rasa(model_pa
     assert result["messages"] == 200
     assert result["kills"] == ["gateway1", "rasa1"]
     assert result["restarted_running"] == ["gateway1", "rasa1"]
-    assert result["lost"] == 0, (result["lost_by_reason"], result["lost_examples"])
+    assert result["lost"] == 0, (result["lost_by_reason"], result["lost_examples"],
+                                 result.get("lost_logs"), result["timeline"])
     assert result["duplicated_to_rasa"] == 0
     assert result["never_in_rasa"] == 0  # every processed message is a turn in the tracker store
     assert result["duplicated_to_customers"] == 0, result["duplicate_examples"]
