@@ -35,6 +35,10 @@ TRIGGER_PRIORITY_SLOT = "escalation_trigger_priority"
 TRIGGER_DETAIL_SLOT = "escalation_trigger_detail"
 
 
+# What the gateway channel answers (503) while its Rasa has no model loaded: the
+# message surely was not handled, so the gateway may send it to another Rasa at once.
+NOT_READY_ERROR = "no model loaded yet"
+
 # A person handed the conversation back (Rasa's trigger_intent: not the customer's words).
 RESOLVED_INTENT = "EXTERNAL_handoff_resolved"
 # A tap on a satisfaction button: '/rate_service{"csat_score": 4}'.

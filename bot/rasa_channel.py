@@ -39,6 +39,7 @@ from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
+from bot.handoff_contract import NOT_READY_ERROR
 from bot.rasa_turn import CURRENT_TURN, TurnReport, watch_for_lost_actions
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class GatewayInput(InputChannel):
                 return response.json({"error": body}, status=400)
             agent = request.app.ctx.agent
             if agent is None or not agent.is_ready():
-                return response.json({"error": "no model loaded yet"}, status=503)
+                return response.json({"error": NOT_READY_ERROR}, status=503)
             try:
                 return response.json(await handle_once(agent, body))
             except Exception:  # noqa: BLE001 - the gateway retries; the log has the cause

@@ -27,7 +27,7 @@ from bot.gateway.pipeline import RetryPolicy
 from bot.gateway.request_head import RequestHeadGuard
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
-from bot.handoff_contract import RATING_SCALE, RESOLVED_INTENT, rating_payload
+from bot.handoff_contract import NOT_READY_ERROR, RATING_SCALE, RESOLVED_INTENT, rating_payload
 
 # Several gateway apps start and stop in one test process; Sanic supports that
 # in test mode (it keeps the original methods its touch-up step rewrites).
@@ -43,8 +43,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServedOnLoopback:
+    """An aiohttp fake of a service, on 127.0.0.1: subclasses (dataclasses with ``port``
+    and ``_runner`` fields) say what it serves in ``add_routes``."""
+
+    port: int
+    _runner: Optional[web.AppRunner]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.add_routes(app)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
 @dataclass
-class RasaStandIn:
+class RasaStandIn(ServedOnLoopback):
     """Answers like Rasa's REST webhook: 'echo: <text>', or buttons, or a long text."""
 
     port: int = field(default_factory=free_port)
@@ -56,6 +83,7 @@ class RasaStandIn:
     api_calls: List[Dict[str, Any]] = field(default_factory=list)  # path and token, per call
     hand_back_fails: bool = False  # e.g. the action server is down: Rasa answers 500
     answers_garbage: bool = False  # a 200 that is not JSON (a proxy's error page, say)
+    not_ready: bool = False  # still loading its model: 503, as bot/rasa_channel.py answers
     turns: Dict[str, Any] = field(default_factory=dict)  # message_id -> replies, as the tracker
     replayed: List[str] = field(default_factory=list)  # message_ids answered from "the tracker"
     _locks: Dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -66,23 +94,10 @@ class RasaStandIn:
     calls_per_sender: Dict[str, int] = field(default_factory=dict)  # every call, failed too
     _runner: Optional[web.AppRunner] = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/webhooks/gateway/webhook", self._webhook)
         app.router.add_post("/conversations/{sender}/tracker/events", self._events)
         app.router.add_post("/conversations/{sender}/trigger_intent", self._trigger)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def texts_for(self, sender: str) -> List[str]:
         return [r["message"] for r in self.received if r["sender"] == sender]
@@ -90,6 +105,8 @@ class RasaStandIn:
     async def _webhook(self, request: web.Request) -> web.Response:
         """Like bot/rasa_channel.py: a retry of a message already handled is replayed."""
         body = await request.json()
+        if self.not_ready:
+            return web.json_response({"error": NOT_READY_ERROR}, status=503)
         sender = body["sender"]  # calls for one conversation at once (before the lock)
         self.calls_per_sender[sender] = self.calls_per_sender.get(sender, 0) + 1
         self.in_flight_per_sender[sender] = self.in_flight_per_sender.get(sender, 0) + 1

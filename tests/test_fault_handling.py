@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.gateway import redrive
 from bot.gateway.messages import InboundMessage
 from bot.gateway.pipeline import RetryPolicy
@@ -210,3 +212,38 @@ def test_retry_periods_come_from_the_environment():
     assert (settings.bot_retry_minutes, settings.delivery_retry_hours,
             settings.rasa_timeout_seconds) == (15, 6, 400)
     assert FAST_RETRY.bot_give_up_after == 3600  # tests wait for Rasa as production does
+
+
+async def test_a_rasa_still_loading_its_model_hands_the_message_to_the_next_one():
+    """A restarted Rasa answers 503 until its model is loaded: that took nothing in,
+    so the conversation goes on at once on the other Rasa instead of backing off."""
+    from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
+    from tests.gateway_support import RasaStandIn
+
+    loading, ready = RasaStandIn(not_ready=True), RasaStandIn()
+    await loading.start()
+    await ready.start()
+    client_ = RasaClient(f"{loading.url},{ready.url}")
+    try:
+        conversation = next(f"api:c{n}" for n in range(100)
+                            if client_.route(f"api:c{n}")[0] == loading.url)
+        reply = await client_.send(conversation, "hello", message_id="gw-1")
+        assert [m.text for m in reply.messages] == ["echo: hello"]
+        assert ready.texts_for(conversation) == ["hello"]
+
+        alone = RasaClient(loading.url)  # no other Rasa: unavailable, retried later
+        try:
+            with pytest.raises(RasaUnavailableError, match="no model loaded yet"):
+                await alone.send(conversation, "hello again", message_id="gw-2")
+        finally:
+            await alone.close()
+    finally:
+        await client_.close()
+        await loading.stop()
+        await ready.stop()
+
+
+def test_rasa_retries_wait_at_most_half_a_minute():
+    policy = RetryPolicy()
+    assert max(policy.delay(n, cap=policy.bot_max_delay) for n in range(1, 30)) <= 30 * 1.2
+    assert max(policy.delay(n) for n in range(1, 30)) > 200  # channels keep their patience

@@ -12,7 +12,8 @@ out, its retry is safe: the channel finds the message in the tracker.
 Several Rasa processes (``RASA_URL=http://a:5005,http://b:5005``, sharing
 trackers in PostgreSQL and locks in Redis): a conversation always goes to the
 same one (by a stable hash of its id), and to the next one while that one
-cannot be reached. The gateway sends one message of a conversation at a time,
+cannot be reached or is still loading its model (a 503 saying so: the message
+was not taken in). The gateway sends one message of a conversation at a time,
 and Rasa's Redis lock store serialises whatever a failover overlaps.
 
 The HTTP API is guarded by Rasa's ``--auth-token``. Rasa 3.6 reads that token
@@ -31,7 +32,7 @@ import httpx
 
 from bot.gateway.conversation_ids import is_addressable, path_segment
 from bot.gateway.messages import OutboundMessage
-from bot.handoff_contract import RESOLVED_INTENT, HandoffPayload
+from bot.handoff_contract import NOT_READY_ERROR, RESOLVED_INTENT, HandoffPayload
 
 
 @dataclass
@@ -133,6 +134,9 @@ class RasaClient:
             raise RasaUnreachableError(f"{type(error).__name__}: {error}") from None
         except httpx.HTTPError as error:
             raise RasaUnavailableError(f"{type(error).__name__}: {error}") from None
+        if response.status_code == 503 and _says(response, NOT_READY_ERROR):
+            # Still loading its model (e.g. just restarted): it took nothing in.
+            raise RasaUnreachableError(f"HTTP 503: {NOT_READY_ERROR}")
         if response.status_code >= 400:
             raise RasaUnavailableError(f"HTTP {response.status_code}: {response.text[:200]}")
         try:
@@ -142,6 +146,14 @@ class RasaClient:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _says(response: httpx.Response, error: str) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == error
 
 
 def _messages(replies: List[Dict[str, Any]]) -> List[OutboundMessage]:
