@@ -9,7 +9,16 @@ real bot token.
 It answers the way Telegram does where bots commonly trip: 401 for a wrong token, 409 for
 getUpdates while a webhook is set, 400 for empty or too long texts, unknown callback queries,
 "message is not modified" edits and non-HTTPS webhooks, 403 for chats that blocked the bot,
-and whatever `FakeTelegram.fail_next` injects. It does not parse Markdown/HTML (texts are
+400 BUSINESS_CONNECTION_INVALID for a send through an unknown or disabled Telegram Business
+connection (or one without the right to reply), and whatever `FakeTelegram.fail_next` injects.
+
+Telegram Business: `add_business_connection` makes a brand account connected to the bot
+(getBusinessConnection then knows it), `business_connection_update` the update announcing it
+or a change (disabled, rights), `business_update` turns any message update built here into a
+business_message (edited_message into edited_business_message), from the customer or the
+account's owner, and `deleted_business_messages_update` reports deletions. A send with
+business_connection_id comes back as Telegram's does: from the account, sender_business_bot
+the bot. It does not parse Markdown/HTML (texts are
 echoed as sent), does not deliver to webhooks and does not store uploaded files.
 
 Usage::
@@ -47,6 +56,8 @@ BOT_USERNAME = "juniper_test_bot"
 GROUP_MEMBER_ID = 424_242  # the customer writing in group chats, whose ids are not user ids
 MAX_TEXT_LENGTH = 4096
 BLOCKED = "Forbidden: bot was blocked by the user"
+BUSINESS_CONNECTION_INVALID = "Bad Request: BUSINESS_CONNECTION_INVALID"
+BUSINESS_OWNER_ID = 777_000_111  # the brand's Telegram account (a user) by default
 
 # Parameters whose values PTB sends as raw strings: they must not be JSON-decoded, or a text
 # like "42" or "true" would come back as a number or a boolean.
@@ -176,6 +187,8 @@ class FakeTelegram:
         self._callback_ids = itertools.count(4_000_000_000_001)
         self._file_ids = itertools.count(1)
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self._business_connections: dict[str, JSONDict] = {}
+        self._business_ids = itertools.count(1)
         self._poll_generation = 0
         self._closing = False
         self._wakeup: asyncio.Event | None = None
@@ -189,6 +202,7 @@ class FakeTelegram:
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
             "sendChatAction": self._send_chat_action,
+            "getBusinessConnection": self._get_business_connection,
             "answerCallbackQuery": self._answer_callback_query,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -244,9 +258,13 @@ class FakeTelegram:
         update = copy.deepcopy(update)
         update.setdefault("update_id", self._next_update_id)
         self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
-        for key in ("message", "edited_message", "channel_post", "business_message"):
+        for key in ("message", "edited_message", "channel_post", "business_message",
+                    "edited_business_message"):
             if key in update:
                 self._remember(update[key])
+        if "business_connection" in update:  # Telegram's own record changes with it
+            connection = update["business_connection"]
+            self._business_connections[str(connection["id"])] = copy.deepcopy(connection)
         query = update.get("callback_query")
         if query:
             self._open_callback_queries.add(str(query["id"]))
@@ -402,6 +420,103 @@ class FakeTelegram:
                 "data": data,
             }
         }
+
+    # ------------------------------------------------------- Telegram Business
+
+    def add_business_connection(
+        self, connection_id: str | None = None, owner_id: int = BUSINESS_OWNER_ID,
+        owner_first_name: str = "Juniper", owner_username: str | None = "juniper_shop",
+        is_enabled: bool = True, can_reply: bool = True, legacy: bool = False,
+    ) -> JSONDict:
+        """A brand account connects the bot (Telegram Business -> Chatbots): the
+        BusinessConnection as Telegram keeps it, known to getBusinessConnection from now on.
+
+        Not an update: push `business_connection_update(id)` to tell the bot. ``legacy``
+        gives the shape from before Bot API 9.0 (``can_reply`` instead of ``rights``).
+        """
+        connection_id = connection_id or f"BCfake{next(self._business_ids):04d}-Abc_9"
+        owner = self._user(owner_id, owner_first_name)
+        owner["is_premium"] = True
+        if owner_username:
+            owner["username"] = owner_username
+        connection: JSONDict = {
+            "id": connection_id, "user": owner, "user_chat_id": owner_id,
+            "date": int(time.time()), "is_enabled": is_enabled,
+        }
+        if legacy:
+            connection["can_reply"] = can_reply
+        else:
+            connection["rights"] = {"can_reply": True, "can_read_messages": True} \
+                if can_reply else {"can_read_messages": True}
+        self._business_connections[connection_id] = connection
+        self.bot_user["can_connect_to_business"] = True
+        return copy.deepcopy(connection)
+
+    def business_connection_update(
+        self, connection_id: str, is_enabled: bool | None = None, can_reply: bool | None = None,
+    ) -> JSONDict:
+        """An Update with business_connection: the connection as it now is, after the owner
+        disabled or re-enabled it or changed the bot's rights (None: unchanged)."""
+        connection = self._business_connections[connection_id]
+        if is_enabled is not None:
+            connection["is_enabled"] = is_enabled
+        if can_reply is not None:
+            if "rights" in connection:
+                connection["rights"] = {k: v for k, v in connection["rights"].items()
+                                        if k != "can_reply"}
+                if can_reply:
+                    connection["rights"]["can_reply"] = True
+            else:
+                connection["can_reply"] = can_reply
+        return {"business_connection": copy.deepcopy(connection)}
+
+    def business_update(
+        self, update: JSONDict, connection_id: str, from_owner: bool = False
+    ) -> JSONDict:
+        """The message update `update` (from any builder here: text, photo, edit...) as it
+        arrives from a chat of a connected business account: business_message (or
+        edited_business_message) with its business_connection_id. The chat is the
+        customer's private chat with the account; ``from_owner``: the account's owner wrote
+        it in that chat themselves."""
+        kinds = {"message": "business_message", "edited_message": "edited_business_message"}
+        kind = next(k for k in kinds if k in update)
+        message = copy.deepcopy(update[kind])
+        message["business_connection_id"] = connection_id
+        if from_owner:
+            owner = self._business_connections[connection_id]["user"]
+            message["from"] = {k: owner[k] for k in ("id", "is_bot", "first_name")}
+        self._remember(message)
+        return {kinds[kind]: message}
+
+    def business_text_update(
+        self, connection_id: str, chat_id: int, text: str, first_name: str = "Amara",
+        message_id: int | None = None, from_owner: bool = False,
+    ) -> JSONDict:
+        """An Update with business_message: a text in a chat of a connected account."""
+        return self.business_update(self.text_update(chat_id, text, first_name, message_id),
+                                    connection_id, from_owner)
+
+    def edited_business_text_update(
+        self, connection_id: str, chat_id: int, message_id: int, text: str,
+        first_name: str = "Amara",
+    ) -> JSONDict:
+        """An Update with edited_business_message: the customer changed `message_id`."""
+        return self.business_update(
+            self.edited_text_update(chat_id, message_id, text, first_name), connection_id)
+
+    def deleted_business_messages_update(
+        self, connection_id: str, chat_id: int, message_ids: list[int]
+    ) -> JSONDict:
+        """An Update with deleted_business_messages (BusinessMessagesDeleted)."""
+        return {"deleted_business_messages": {
+            "business_connection_id": connection_id, "chat": self._chat(chat_id),
+            "message_ids": list(message_ids),
+        }}
+
+    def business_connection(self, connection_id: str) -> JSONDict | None:
+        """The connection as the fake Telegram keeps it (None: unknown)."""
+        connection = self._business_connections.get(connection_id)
+        return copy.deepcopy(connection) if connection is not None else None
 
     @property
     def pending_updates(self) -> int:
@@ -659,15 +774,28 @@ class FakeTelegram:
             ):
                 raise _ApiError(400, "Bad Request: message to be replied not found")
         self._set_markup(content, params.get("reply_markup"))
-        message = self._new_message(chat_id, self._bot_from(), content)
+        sender = self._bot_from()
+        connection = self._sending_connection(params)
+        if connection is not None:  # sent as the business account, by this bot
+            sender = {k: connection["user"][k] for k in ("id", "is_bot", "first_name")}
+            content["business_connection_id"] = connection["id"]
+            content["sender_business_bot"] = self._bot_from()
+        message = self._new_message(chat_id, sender, content)
         self._sent.append((params, message))
         return copy.deepcopy(message)
 
     async def _send_chat_action(self, params: JSONDict) -> bool:
         self._chat_id(params)
+        self._sending_connection(params)
         if params.get("action") not in _CHAT_ACTIONS:
             raise _ApiError(400, "Bad Request: wrong parameter action in request")
         return True
+
+    async def _get_business_connection(self, params: JSONDict) -> JSONDict:
+        connection = self._business_connections.get(str(params.get("business_connection_id")))
+        if connection is None:
+            raise _ApiError(400, BUSINESS_CONNECTION_INVALID)
+        return copy.deepcopy(connection)
 
     async def _answer_callback_query(self, params: JSONDict) -> bool:
         query_id = str(params.get("callback_query_id") or "")
@@ -761,6 +889,21 @@ class FakeTelegram:
         if chat_id in self._blocked:
             raise _ApiError(403, BLOCKED)
         return chat_id
+
+    def _sending_connection(self, params: JSONDict) -> JSONDict | None:
+        """The business connection a send goes through (None: as the bot itself); 400 when
+        Telegram would refuse it: unknown, disabled, or without the right to reply."""
+        connection_id = params.get("business_connection_id")
+        if connection_id in (None, ""):
+            return None
+        connection = self._business_connections.get(str(connection_id))
+        if connection is None or not connection.get("is_enabled"):
+            raise _ApiError(400, BUSINESS_CONNECTION_INVALID)
+        can_reply = (connection["rights"].get("can_reply") if "rights" in connection
+                     else connection.get("can_reply"))
+        if not can_reply:
+            raise _ApiError(400, BUSINESS_CONNECTION_INVALID)
+        return connection
 
     @staticmethod
     def _valid_text(params: JSONDict) -> str:

@@ -26,6 +26,15 @@ def acknowledgement(profile: BrandProfile, first_name: Optional[str],
             f"{hours.describe_return(now)}, but I can help with most things straight away.")
 
 
+# What a photo, sticker, voice note or other non-text message gets, without NLU
+# (Telegram, Messenger, Instagram).
+UNSUPPORTED_REPLY = (
+    "Thanks for sending that! I can only read text messages here, so could you tell "
+    "me in words what you need? If it's about a damaged or wrong item, describe it and "
+    "our team can ask for photos when they pick it up."
+)
+
+
 def slow_down(first_name: Optional[str]) -> str:
     """Once per burst, to a customer sending faster than the bot takes messages in."""
     name = f", {first_name}" if first_name else ""
@@ -39,3 +48,11 @@ def passed_to_team(first_name: Optional[str]) -> str:
     name = f", {first_name}" if first_name else ""
     return (f"Sorry for the wait{name}. I'm having trouble answering right now, so I've "
             "passed your message to our team, and a person will reply here.")
+
+
+def public_reply(first_name: Optional[str]) -> str:
+    """The one line the bot says in public about a public post: calm, and nothing
+    private in it (no order numbers, emails or case details, whatever was posted)."""
+    name = f", {first_name}" if first_name else ""
+    return (f"Thanks for flagging this{name}. We've sent you a private message so we can "
+            "look into it with you there.")

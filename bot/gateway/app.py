@@ -2,7 +2,7 @@
 
     python -m bot.gateway          (make run starts it)
 
-    channels/ (telegram, webchat, dm_api) -> pipeline.py -> Rasa -> actions/
+    channels/ (telegram, meta, webchat, dm_api) -> pipeline.py -> Rasa -> actions/
         -> handoffs/ (the desk) -> agents/ (inbox, agent API, Telegram group)
 """
 
@@ -69,11 +69,13 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         gateway.add_agent_surface(app.ctx.inbox_events)
         app.ctx.gateway = gateway
         app.ctx.telegram = None
+        app.ctx.meta = None
         if settings.telegram_bot_token:
             from bot.gateway.channels.telegram import TelegramChannel
 
             telegram = TelegramChannel(settings, gateway)
             gateway.add_channel(telegram)
+            gateway.add_channel(telegram.business)  # Telegram Business chats
             if settings.telegram_agent_chat_id:
                 from bot.gateway.agents.telegram_group import TelegramAgentGroup
 
@@ -81,6 +83,14 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
                     telegram.application, settings.telegram_agent_chat_id, gateway))
             await telegram.start()
             app.ctx.telegram = telegram
+        if settings.meta_webhook:
+            from bot.gateway.channels.meta import MetaWebhook
+
+            meta = MetaWebhook(settings, gateway)  # a channel per platform with a token
+            for channel in meta.channels.values():
+                gateway.add_channel(channel)
+                app.ctx.api_channels.discard(channel.name)  # one source per channel
+            app.ctx.meta = meta
         await gateway.start()
 
     @app.after_server_stop
@@ -89,6 +99,8 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         if app.ctx.telegram is not None:
             await app.ctx.telegram.stop()
         await app.ctx.gateway.stop()
+        if app.ctx.meta is not None:  # after the drain: its last replies went through it
+            await app.ctx.meta.close()
 
     if settings.telegram_bot_token and settings.telegram_webhook_url:
         from bot.gateway.channels.telegram import WEBHOOK_PATH
@@ -96,6 +108,18 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
         @app.post(WEBHOOK_PATH)
         async def telegram_webhook(request: Request) -> HTTPResponse:
             return await request.app.ctx.telegram.webhook(request)
+
+    if settings.meta_webhook:
+        from bot.gateway.channels.meta import WEBHOOK_PATH as META_WEBHOOK_PATH
+        from bot.gateway.channels.meta import verification
+
+        @app.get(META_WEBHOOK_PATH)
+        async def meta_verification(request: Request) -> HTTPResponse:
+            return verification(request, settings)
+
+        @app.post(META_WEBHOOK_PATH)
+        async def meta_webhook(request: Request) -> HTTPResponse:
+            return await request.app.ctx.meta.webhook(request)
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:

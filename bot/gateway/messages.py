@@ -47,6 +47,16 @@ def check_text(name: str, value: str, limit: int = TEXT_MAX) -> str:
     return value
 
 
+# Where a customer wrote: in private (a DM, the default) or in public (a comment or
+# mention on a public post; metadata then holds the post_id).
+PRIVATE, PUBLIC = "private", "public"
+
+
+def is_public(message: InboundMessage) -> bool:
+    """Posted where anyone can read it: answer there briefly, carry on in private."""
+    return message.metadata.get("visibility") == PUBLIC
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """A customer's message, normalised from any channel."""
@@ -71,6 +81,11 @@ class InboundMessage:
             check_text("payload", self.payload, limit=1000)
         if self.sender_name is not None:
             check_text("sender_name", self.sender_name, limit=200)
+        visibility = self.metadata.get("visibility", PRIVATE)
+        if visibility not in (PRIVATE, PUBLIC):
+            raise InvalidMessageError("visibility must be 'private' or 'public'")
+        if visibility == PUBLIC or self.metadata.get("post_id") is not None:
+            check_id("post_id", self.metadata.get("post_id"))
 
     @property
     def conversation_id(self) -> str:

@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Protocol
 
 from bot.brand import BrandProfile
-from bot.gateway.acknowledgement import acknowledgement, passed_to_team, slow_down
+from bot.gateway.acknowledgement import (
+    acknowledgement,
+    passed_to_team,
+    public_reply,
+    slow_down,
+)
 from bot.gateway.flood_control import QUEUE_FULL_RETRY_SECONDS, FloodControl
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
@@ -47,7 +52,7 @@ from bot.gateway.handoffs.intake import (
     handoff_request,
 )
 from bot.gateway.leases import HeldLease, LeaseKeeper, new_owner_id
-from bot.gateway.messages import InboundMessage, OutboundMessage, split_message
+from bot.gateway.messages import InboundMessage, OutboundMessage, is_public, split_message
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import (
@@ -92,11 +97,15 @@ class Channel(Protocol):
 class RetryPolicy:
     first_delay: float = 0.5
     max_delay: float = 300.0  # at most five minutes between tries
+    # Rasa is ours and on our network: once back (a restart, a model loading), it
+    # should not wait minutes for the next try.
+    bot_max_delay: float = 30.0
     bot_give_up_after: float = 3600.0  # BOT_RETRY_MINUTES: then a person answers
     delivery_give_up_after: float = 24 * 3600.0  # DELIVERY_RETRY_HOURS: Telegram keeps 24 h
 
-    def delay(self, attempt: int) -> float:
-        base = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+    def delay(self, attempt: int, cap: Optional[float] = None) -> float:
+        base = min(self.max_delay, cap if cap is not None else self.max_delay,
+                   self.first_delay * 2 ** max(0, attempt - 1))
         return base * (0.8 + 0.4 * random.random())  # jitter: don't retry in lockstep
 
 
@@ -217,10 +226,13 @@ class Gateway:
             replies = []  # a flood of photos gets one "slow down", not a reply each
         notice = (OutboundMessage(slow_down(message.first_name))
                   if hold_when_busy and conversation not in self.flood.warned else None)
+        # Posted in public: one calm public line, then everything else in private.
+        in_public = (OutboundMessage(public_reply(message.first_name))
+                     if is_public(message) else None)
         try:
             received = await self.db.receive(
                 message, ack, replies, hold=wait > 0, queue_cap=self.flood.queue_cap,
-                hold_when_full=hold_when_busy, hold_notice=notice)
+                hold_when_full=hold_when_busy, hold_notice=notice, public_reply=in_public)
         except ConversationQueueFullError:
             raise RateLimitedError("this conversation has too many messages waiting for an "
                                    "answer", QUEUE_FULL_RETRY_SECONDS) from None
@@ -332,7 +344,7 @@ class Gateway:
             await self.db.note_error(row.id, error_text)
             if self._past(row, patience):
                 raise GaveUpError(error_text)
-            delay = self.retry.delay(attempt)
+            delay = self.retry.delay(attempt, cap=self.retry.bot_max_delay)
             log.warning("Rasa unavailable for message %s (%s); retrying in %.1fs",
                         row.id, error_text, delay)
             await self._wait(delay, held)

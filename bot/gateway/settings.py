@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -32,6 +33,14 @@ class Settings:
     telegram_webhook_url: Optional[str] = None  # public URL: webhook mode when set
     telegram_webhook_secret: Optional[str] = field(default=None, repr=False)
     telegram_agent_chat_id: Optional[str] = None
+    # Messenger and Instagram DMs (channels/meta.py): served when the app secret, the
+    # verify token and at least one access token are set.
+    meta_app_secret: Optional[str] = field(default=None, repr=False)
+    meta_verify_token: Optional[str] = field(default=None, repr=False)
+    meta_page_access_token: Optional[str] = field(default=None, repr=False)
+    meta_instagram_access_token: Optional[str] = field(default=None, repr=False)
+    meta_graph_url: Optional[str] = None  # https://graph.facebook.com unless set (tests: a fake)
+    meta_graph_version: str = "v21.0"
     webchat: bool = True
     log_level: str = "INFO"  # GATEWAY_LOG_LEVEL; secrets are redacted at every level
     # Enables /api/v1/handoffs for agents.
@@ -79,6 +88,12 @@ class Settings:
             telegram_webhook_url=text("TELEGRAM_WEBHOOK_URL"),
             telegram_webhook_secret=text("TELEGRAM_WEBHOOK_SECRET"),
             telegram_agent_chat_id=text("TELEGRAM_AGENT_CHAT_ID"),
+            meta_app_secret=text("META_APP_SECRET"),
+            meta_verify_token=text("META_VERIFY_TOKEN"),
+            meta_page_access_token=text("META_PAGE_ACCESS_TOKEN"),
+            meta_instagram_access_token=text("META_INSTAGRAM_ACCESS_TOKEN"),
+            meta_graph_url=text("META_GRAPH_URL"),
+            meta_graph_version=text("META_GRAPH_VERSION") or cls.meta_graph_version,
             webchat=(text("WEBCHAT") or "on").lower() not in {"0", "off", "false", "no"},
             agent_api_token=text("AGENT_API_TOKEN"),
             trust_proxy=(text("TRUST_PROXY") or "off").lower() in {"1", "on", "true", "yes"},
@@ -102,4 +117,21 @@ class Settings:
                                 "that only Telegram can post updates to the gateway")
         if settings.telegram_webhook_url and not settings.telegram_bot_token:
             raise SettingsError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
+        meta = {"META_APP_SECRET": settings.meta_app_secret,
+                "META_VERIFY_TOKEN": settings.meta_verify_token,
+                "META_PAGE_ACCESS_TOKEN or META_INSTAGRAM_ACCESS_TOKEN": (
+                    settings.meta_page_access_token or settings.meta_instagram_access_token)}
+        if any(meta.values()) and not all(meta.values()):
+            missing = " and ".join(name for name, value in meta.items() if not value)
+            raise SettingsError(f"Messenger/Instagram is partly configured: {missing} "
+                                "missing (the webhook needs the app secret, the verify "
+                                "token and an access token)")
+        if not re.fullmatch(r"v\d+\.\d+", settings.meta_graph_version):
+            raise SettingsError("META_GRAPH_VERSION must look like v21.0")
         return settings
+
+    @property
+    def meta_webhook(self) -> bool:
+        """Whether Messenger/Instagram is configured (from_env refuses half of it)."""
+        return bool(self.meta_app_secret and self.meta_verify_token
+                    and (self.meta_page_access_token or self.meta_instagram_access_token))

@@ -77,6 +77,8 @@ def message_json(message: StoredMessage) -> Dict[str, Any]:
         "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
         "status": message.status,
         "created_at": iso(message.created_at),
+        "visibility": message.meta.get("visibility") or "private",
+        "post_id": message.meta.get("post_id"),
     }
 
 

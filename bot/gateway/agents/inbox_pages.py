@@ -30,7 +30,8 @@ ENVIRONMENT = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                           trim_blocks=True, lstrip_blocks=True)
 # Compiled now, and kept in the environment's cache for includes and imports too.
 _COMPILED = {name: ENVIRONMENT.get_template(name) for name in ENVIRONMENT.list_templates()}
-LABELS = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot"}
+LABELS = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot",
+          "public_reply": "bot, in public"}
 Values = Dict[str, Any]
 
 
@@ -80,7 +81,9 @@ def transcript_lines(messages: List[StoredMessage], marks: Dict[int, str],
                      zone) -> List[Values]:  # noqa: ANN001 - a ZoneInfo
     """The conversation; a customer's message can be marked (``marks``: id -> agent)."""
     return [{"id": m.id, "side": "in" if m.direction == "in" else "out",
-             "label": LABELS.get(m.kind, "customer"), "at": when(m.created_at, zone),
+             "label": LABELS.get(m.kind, "customer") + (
+                 ", in public" if m.direction == "in" and m.meta.get("visibility") == "public"
+                 else ""), "at": when(m.created_at, zone),
              "markable": m.direction == "in" and m.kind == "message",
              "marked": m.id in marks, "marked_by": marks.get(m.id), "text": m.text}
             for m in messages]

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 VIA = "telegram"
 LAST_MESSAGES = 5
 CARD_CHANGES = {"claimed", "resolved", "rated"}  # what the card's status line shows
-SURFACE_NAMES = {"inbox": "web inbox", "api": "agent API", "telegram": "Telegram"}
+SURFACE_NAMES = {"inbox": "web inbox", "api": "agent API", "telegram": "Telegram",
+                 "telegram_business": "the Telegram Business chat"}
 
 
 def card_text(handoff: Dict[str, Any], conversation: Optional[Dict[str, Any]],

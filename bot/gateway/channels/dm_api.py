@@ -6,6 +6,13 @@ GET  /api/v1/openapi.yaml                   this API, described
 
 Replies for these channels are not pushed anywhere: a bridge reads them
 from the transcript (``?after=<last id seen>`` returns only newer ones).
+
+Public posts: a message with ``"visibility": "public"`` and its ``post_id`` (a
+comment or mention on a public post) joins the customer's private
+conversation, so the bot carries on there without asking them to repeat it.
+Its only public answer is one short line with nothing private in it (kind
+``public_reply``, ``visibility`` public, once per post): the bridge posts that
+under the post and everything else as a private message.
 Every call but the spec needs a bridge credential (``bridges.py``): 401
 without one, 403 posting to a channel not the bridge's. A bridge reads only
 its own channels' transcripts; any other conversation, Telegram and web chat
@@ -22,11 +29,18 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.channels.bridges import bridge_required
-from bot.gateway.messages import InboundMessage, InvalidMessageError, OutboundMessage
+from bot.gateway.messages import (
+    PRIVATE,
+    PUBLIC,
+    InboundMessage,
+    InvalidMessageError,
+    OutboundMessage,
+)
 from bot.gateway.web import after_arg, error, json_body, message_json
 
 OPENAPI = Path(__file__).parent.parent / "openapi.yaml"
 FIELDS = ("channel", "conversation_id", "sender_name", "text", "channel_message_id")
+OPTIONAL = ("sender_name", "visibility", "post_id")
 # Channels that deliver through the DM API; bridges fetch replies from the transcript.
 API_CHANNELS = ("api", "instagram", "facebook", "whatsapp", "x", "tiktok", "sms")
 
@@ -52,10 +66,11 @@ async def post_message(request: Request) -> HTTPResponse:
     body = json_body(request)
     if not isinstance(body, dict):
         return error(400, "body must be a JSON object with " + ", ".join(FIELDS))
-    missing = [f for f in FIELDS if f != "sender_name" and f not in body]
+    missing = [f for f in FIELDS if f not in OPTIONAL and f not in body]
     if missing:
         return error(400, f"missing field(s): {', '.join(missing)}")
-    wrong = [f for f in FIELDS if body.get(f) is not None and not isinstance(body[f], str)]
+    wrong = [f for f in FIELDS + OPTIONAL
+             if body.get(f) is not None and not isinstance(body[f], str)]
     if wrong:
         return error(400, f"field(s) must be strings: {', '.join(wrong)}")
     channel = body["channel"]
@@ -65,11 +80,15 @@ async def post_message(request: Request) -> HTTPResponse:
     if channel not in request.ctx.bridge_channels:
         return error(403, f"this bridge may not post to {channel!r}; its channels are "
                           f"{sorted(request.ctx.bridge_channels)}")
+    visibility = body.get("visibility") or PRIVATE
+    if visibility == PUBLIC and body.get("post_id") is None:
+        return error(400, "a public message needs the post_id it was written on")
+    where = {key: body[key] for key in ("visibility", "post_id") if body.get(key) is not None}
     try:
         message = InboundMessage(
             channel=channel, external_id=body["conversation_id"],
             channel_message_id=body["channel_message_id"], text=body["text"],
-            sender_name=body.get("sender_name"),
+            sender_name=body.get("sender_name"), metadata=where,
         )
     except InvalidMessageError as problem:
         return error(400, str(problem))

@@ -37,33 +37,53 @@ Sending is throttled to Telegram's limits by ``PriorityRateLimiter``
 indicators, so a burst of DMs is acknowledged as fast as the limit allows.
 Typing indicators are fire and forget: the pipeline asks for one before each
 Rasa call, and waiting for a slot for it would hold that call back.
+
+Telegram Business: a brand connects its own Telegram account to the bot
+(Settings -> Telegram Business -> Chatbots), and the bot answers the DMs
+customers send that account, as the account. Those chats are a second channel,
+``telegram_business`` (``TelegramBusinessChannel``), sharing this Application
+and Bot: its external id is ``<business_connection_id>:<chat_id>``, so replies
+go out through the right connection and can never collide with the bot's own
+chats. Customers' messages take the same path as DMs to the bot (``_receive``).
+Each connection (``business_connection`` updates) is kept in memory and in the
+store; one the gateway does not know is asked of Telegram
+(getBusinessConnection). A disabled connection, or one without the right to
+reply, sends nothing: its replies fail for good, with the reason. The account
+owner writing in a chat themselves is a person taking the conversation over:
+the handoff desk pauses the bot there (``HandoffDesk.taken_over``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Dict, Optional, Set
+from dataclasses import dataclass
+from typing import Dict, Optional, Set, Tuple
 
 from sanic import Request, response
 from sanic.response import HTTPResponse
 from telegram import (
+    BusinessConnection,
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     Update,
+    User,
 )
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
+    BusinessConnectionHandler,
+    BusinessMessagesDeletedHandler,
     CallbackQueryHandler,
     MessageHandler,
 )
 from telegram.ext import filters as tg_filters
 
+from bot.gateway.acknowledgement import UNSUPPORTED_REPLY
 from bot.gateway.channels.telegram_priority import Priority, PriorityRateLimiter
 from bot.gateway.credentials import same_secret
 from bot.gateway.messages import ACK, InboundMessage, InvalidMessageError, OutboundMessage
@@ -75,20 +95,17 @@ from bot.gateway.store import store_unavailable
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
+BUSINESS_CHANNEL = "telegram_business"  # customers' DMs to a brand's own Telegram account
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member",
+                   "business_connection", "business_message", "edited_business_message",
+                   "deleted_business_messages"]
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for inline button data
 # Polling's wait before fetching an unstored update again: doubles, up to the cap.
 STORE_RETRY_FIRST_DELAY = 0.5
 STORE_RETRY_MAX_DELAY = 30.0
 STORE_RETRY_AFTER = 5  # the webhook's 503 Retry-After (Telegram keeps its own schedule)
-
-UNSUPPORTED_REPLY = (
-    "Thanks for sending that! I can only read text messages here, so could you tell "
-    "me in words what you need? If it's about a damaged or wrong item, describe it and "
-    "our team can ask for photos when they pick it up."
-)
 
 
 def default_rate_limiter() -> PriorityRateLimiter:
@@ -96,9 +113,14 @@ def default_rate_limiter() -> PriorityRateLimiter:
     return PriorityRateLimiter()
 
 
+class BusinessConnectionUnavailableError(Exception):
+    """Telegram could not be asked about a business connection just now (a network error)."""
+
+
 def not_stored(error: BaseException) -> bool:
     """Whether a handler's error means the update's message was not committed."""
-    return store_unavailable(error) or isinstance(error, RateLimitedError)
+    return (store_unavailable(error) or isinstance(error, RateLimitedError)
+            or isinstance(error, BusinessConnectionUnavailableError))
 
 
 def keyboard(message: OutboundMessage) -> Optional[InlineKeyboardMarkup]:
@@ -138,6 +160,12 @@ class TelegramChannel:
         if settings.telegram_api_base_url:
             builder = builder.base_url(settings.telegram_api_base_url)
         self.application = builder.build()
+        self.business = TelegramBusinessChannel(self)
+        self.application.add_handler(BusinessConnectionHandler(self._on_business_connection))
+        self.application.add_handler(BusinessMessagesDeletedHandler(
+            self._on_business_messages_deleted))
+        self.application.add_handler(MessageHandler(
+            tg_filters.UpdateType.BUSINESS_MESSAGES, self._on_business_message))
         self.application.add_handler(CallbackQueryHandler(self._on_callback))
         self.application.add_handler(MessageHandler(
             tg_filters.ChatType.PRIVATE & tg_filters.UpdateType.MESSAGES, self._on_message))
@@ -260,17 +288,20 @@ class TelegramChannel:
 
     async def _on_message(self, update: Update, context) -> None:  # noqa: ANN001
         message = update.effective_message
-        user = update.effective_user
         if message is None or not _is_chat(update.effective_chat):
             return
-        edited = update.edited_message is not None
-        # An edit is a new message to us: the customer corrected themselves.
-        message_key = (f"{message.message_id}:edit:{int(message.edit_date.timestamp())}"
-                       if edited and message.edit_date else str(message.message_id))
+        await self._receive(update, message, CHANNEL, str(update.effective_chat.id))
+
+    async def _receive(self, update: Update, message: Message, channel: str,
+                       external_id: str) -> None:
+        """A customer's message (or edit) to the gateway: DMs to the bot and to a
+        Telegram Business account alike."""
+        user = update.effective_user
         inbound_text = message.text or message.caption
         common = dict(
-            channel=CHANNEL, external_id=str(update.effective_chat.id),
-            channel_message_id=message_key, sender_name=user.first_name if user else None,
+            channel=channel, external_id=external_id,
+            channel_message_id=_message_key(update, message),
+            sender_name=user.first_name if user else None,
             metadata={"username": user.username} if user and user.username else {},
         )
         if message.text:
@@ -278,8 +309,7 @@ class TelegramChannel:
                                        hold_when_busy=True)
             return
         kind = _media_kind(message)
-        log.info("Telegram: %s from chat %s answered without NLU", kind,
-                 update.effective_chat.id)
+        log.info("Telegram: %s from chat %s answered without NLU", kind, message.chat.id)
         text = f"[{kind}]" + (f" {inbound_text}" if inbound_text else "")
         await self.gateway.receive(InboundMessage(text=text, **common),
                                    auto_reply=OutboundMessage(UNSUPPORTED_REPLY),
@@ -295,12 +325,33 @@ class TelegramChannel:
             log.debug("answerCallbackQuery failed: %s", error)
         if query.message.chat.type != ChatType.PRIVATE or not _is_chat(query.message.chat):
             return
+        channel, external_id = CHANNEL, str(query.message.chat.id)
+        connection_id = getattr(query.message, "business_connection_id", None)
+        if connection_id:  # a button under a reply sent as a Telegram Business account
+            channel = BUSINESS_CHANNEL
+            external_id = business_external_id(connection_id, query.message.chat.id)
         title = button_title(query.message, query.data) or query.data
         await self.gateway.receive(InboundMessage(
-            channel=CHANNEL, external_id=str(query.message.chat.id),
+            channel=channel, external_id=external_id,
             channel_message_id=f"callback:{query.id}", text=title, payload=query.data,
             sender_name=query.from_user.first_name if query.from_user else None,
         ), hold_when_busy=True)
+
+    async def _on_business_connection(self, update: Update, context) -> None:  # noqa: ANN001
+        await self.business.remember(update.business_connection)
+
+    async def _on_business_message(self, update: Update, context) -> None:  # noqa: ANN001
+        message = update.effective_message
+        if message is None or not _is_chat(message.chat) or not message.business_connection_id:
+            return
+        await self.business.on_message(update, message)
+
+    async def _on_business_messages_deleted(self, update: Update,
+                                            context) -> None:  # noqa: ANN001
+        deleted = update.deleted_business_messages
+        log.info("Telegram Business: %d message(s) deleted in chat %s (connection %s): %s",
+                 len(deleted.message_ids), deleted.chat.id, deleted.business_connection_id,
+                 ",".join(str(i) for i in deleted.message_ids))
 
     async def _on_group_message(self, update: Update, context) -> None:  # noqa: ANN001
         chat = update.effective_chat
@@ -309,18 +360,24 @@ class TelegramChannel:
 
     # --- sending ---------------------------------------------------------
     async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
+        return await self._send(_chat_id(external_id), message)
+
+    async def _send(self, chat_id: int, message: OutboundMessage,
+                    business_connection_id: Optional[str] = None) -> Optional[str]:
+        """Send to a chat (as a Telegram Business account, given its connection)."""
         # The gateway has already split text to max_text_length, one row per part.
         sent_id: Optional[str] = None
         urgency = {"priority": Priority.ACK if message.priority == ACK else Priority.ANSWER}
         try:
             if message.text:
                 sent = await self.application.bot.send_message(
-                    chat_id=_chat_id(external_id), text=message.text,
-                    reply_markup=keyboard(message), rate_limit_args=urgency)
+                    chat_id=chat_id, text=message.text, reply_markup=keyboard(message),
+                    business_connection_id=business_connection_id, rate_limit_args=urgency)
                 sent_id = str(sent.message_id)
             if message.image:
                 sent = await self.application.bot.send_photo(
-                    _chat_id(external_id), message.image, rate_limit_args=urgency)
+                    chat_id, message.image, business_connection_id=business_connection_id,
+                    rate_limit_args=urgency)
                 sent_id = str(sent.message_id)
         except RetryAfter as error:
             raise SendError(str(error), retry_after=_seconds(error.retry_after)) from None
@@ -334,22 +391,223 @@ class TelegramChannel:
 
     async def typing(self, external_id: str) -> None:
         """Start a typing indicator and return at once (see the module docstring)."""
-        chat_id = _chat_id(external_id)
-        task = asyncio.get_running_loop().create_task(self._send_typing(chat_id))
+        self._start_typing(_chat_id(external_id))
+
+    def _start_typing(self, chat_id: int, business_connection_id: Optional[str] = None) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._send_typing(chat_id, business_connection_id))
         self._typing.add(task)
         task.add_done_callback(self._typing.discard)
 
-    async def _send_typing(self, chat_id: int) -> None:
+    async def _send_typing(self, chat_id: int,
+                           business_connection_id: Optional[str] = None) -> None:
         try:
             await self.application.bot.send_chat_action(
-                chat_id, ChatAction.TYPING, rate_limit_args={"priority": Priority.TYPING})
+                chat_id, ChatAction.TYPING, business_connection_id=business_connection_id,
+                rate_limit_args={"priority": Priority.TYPING})
         except Exception as error:  # noqa: BLE001 - a typing indicator is best effort
             log.debug("typing indicator for chat %s failed: %s", chat_id, error)
+
+
+@dataclass(frozen=True)
+class BusinessConnectionState:
+    """A Telegram Business connection as the gateway keeps it: ids and flags only."""
+
+    id: str
+    owner_user_id: int  # the business account (the brand's Telegram user)
+    user_chat_id: int  # the owner's private chat with the bot
+    is_enabled: bool
+    can_reply: bool
+
+    @property
+    def can_send(self) -> bool:
+        return self.is_enabled and self.can_reply
+
+    @property
+    def status(self) -> str:
+        if not self.is_enabled:
+            return "disabled"
+        return "enabled" if self.can_reply else "enabled without the right to reply"
+
+    @classmethod
+    def from_telegram(cls, connection: BusinessConnection) -> BusinessConnectionState:
+        # Bot API 9.0 moved can_reply into rights (PTB 22.1+); an older shape's
+        # can_reply reaches PTB 22.3+ only as an unknown field, in api_kwargs.
+        rights = connection.rights
+        can_reply = (rights.can_reply if rights is not None
+                     else connection.api_kwargs.get("can_reply"))
+        return cls(id=connection.id, owner_user_id=connection.user.id,
+                   user_chat_id=connection.user_chat_id, is_enabled=bool(connection.is_enabled),
+                   can_reply=bool(can_reply))
+
+
+class TelegramBusinessChannel:
+    """Customers' DMs to brands' own Telegram accounts (see the module docstring).
+
+    Shares the TelegramChannel's Application, Bot and rate limiter; its
+    handlers are registered there and call ``remember`` and ``on_message``.
+    """
+
+    name = BUSINESS_CHANNEL
+    max_text_length = MessageLimit.MAX_TEXT_LENGTH
+
+    def __init__(self, telegram: TelegramChannel) -> None:
+        self.telegram = telegram
+        self._connections: Dict[str, BusinessConnectionState] = {}
+
+    @property
+    def _db(self):  # noqa: ANN202 - the gateway's AsyncStore
+        return self.telegram.gateway.db
+
+    # --- connections -----------------------------------------------------
+    async def remember(self, connection: BusinessConnection) -> BusinessConnectionState:
+        """Keep what Telegram says of a connection (in memory and in the store)."""
+        state = BusinessConnectionState.from_telegram(connection)
+        before = self._connections.get(state.id) or await self._stored(state.id)
+        await self._db.save_business_connection(state.id, state.owner_user_id,
+                                                state.user_chat_id, state.is_enabled,
+                                                state.can_reply)
+        self._connections[state.id] = state
+        if before is None or before.status != state.status:
+            consequence = "" if state.can_send else ": replies to its chats are not sent"
+            log.info("Telegram Business connection %s (account %s) is %s%s", state.id,
+                     state.owner_user_id, state.status, consequence)
+        return state
+
+    async def connection(self, connection_id: str) -> Optional[BusinessConnectionState]:
+        """The connection from memory, else the store, else Telegram (getBusinessConnection).
+
+        None when Telegram does not know it (any more); BusinessConnectionUnavailableError
+        when Telegram could not be asked just now.
+        """
+        known = self._connections.get(connection_id)
+        if known is not None:
+            return known
+        stored = await self._stored(connection_id)
+        if stored is not None:
+            self._connections[connection_id] = stored
+            return stored
+        try:
+            fetched = await self.telegram.application.bot.get_business_connection(connection_id)
+        except (BadRequest, Forbidden) as error:
+            log.warning("Telegram Business connection %s is unknown to Telegram (%s)",
+                        connection_id, type(error).__name__)
+            return None
+        except TelegramError as error:  # network trouble, 5xx, 429: ask again later
+            raise BusinessConnectionUnavailableError(
+                f"could not ask Telegram about business connection {connection_id}: "
+                f"{error}") from None
+        log.info("Telegram Business connection %s fetched from Telegram", connection_id)
+        return await self.remember(fetched)
+
+    async def _stored(self, connection_id: str) -> Optional[BusinessConnectionState]:
+        row = await self._db.business_connection(connection_id)
+        if row is None:
+            return None
+        return BusinessConnectionState(
+            id=row["id"], owner_user_id=row["owner_user_id"], user_chat_id=row["user_chat_id"],
+            is_enabled=bool(row["is_enabled"]), can_reply=bool(row["can_reply"]))
+
+    # --- receiving -------------------------------------------------------
+    async def on_message(self, update: Update, message: Message) -> None:
+        """A message (or edit) in a chat of a connected account: a customer's, or the
+        owner's own (a person taking the conversation over)."""
+        connection = await self.connection(message.business_connection_id)
+        if connection is None:
+            log.warning("Telegram Business: message %s in chat %s skipped: connection %s is "
+                        "unknown", message.message_id, message.chat.id,
+                        message.business_connection_id)
+            return
+        external_id = business_external_id(connection.id, message.chat.id)
+        if message.sender_business_bot is not None:  # a bot (this one) wrote as the account
+            log.debug("Telegram Business: message %s in chat %s was sent by a bot",
+                      message.message_id, message.chat.id)
+            return
+        sender = message.from_user
+        if sender is not None and sender.id == connection.owner_user_id:
+            await self._owner_wrote(update, message, connection, external_id, sender)
+            return
+        await self.telegram._receive(update, message, BUSINESS_CHANNEL, external_id)
+
+    async def _owner_wrote(self, update: Update, message: Message,
+                           connection: BusinessConnectionState, external_id: str,
+                           owner: User) -> None:
+        """The account's owner answered the customer themselves: a person has the
+        conversation now, so the bot stays quiet there (an agent's claimed handoff)."""
+        text = message.text or message.caption or f"[{_media_kind(message)}]"
+        handoff_id = await self.telegram.gateway.handoffs.taken_over(
+            BUSINESS_CHANNEL, external_id, _owner_name(owner), via=BUSINESS_CHANNEL,
+            summary="The account owner wrote in this Telegram Business chat themselves, so "
+                    "the bot stays quiet here until this handoff is resolved.",
+            text=text, channel_message_id=f"owner:{_message_key(update, message)}")
+        if handoff_id is not None:
+            log.info("Telegram Business: the account owner wrote in chat %s (connection %s); "
+                     "handoff %s: the bot stays quiet there", message.chat.id, connection.id,
+                     handoff_id)
+
+    # --- sending ---------------------------------------------------------
+    async def send(self, external_id: str, message: OutboundMessage) -> Optional[str]:
+        connection_id, chat_id = parse_business_external_id(external_id)
+        await self._sendable(connection_id)
+        return await self.telegram._send(chat_id, message, business_connection_id=connection_id)
+
+    async def typing(self, external_id: str) -> None:
+        """Best effort: only for a connection known to be able to reply."""
+        connection_id, chat_id = parse_business_external_id(external_id)
+        known = self._connections.get(connection_id)
+        if known is not None and known.can_send:
+            self.telegram._start_typing(chat_id, connection_id)
+
+    async def _sendable(self, connection_id: str) -> BusinessConnectionState:
+        """The connection, if replies may go out through it; else SendError."""
+        try:
+            state = await self.connection(connection_id)
+        except BusinessConnectionUnavailableError as error:
+            raise SendError(str(error)) from None
+        if state is None:
+            raise SendError(f"Telegram Business connection {connection_id} is unknown to "
+                            "Telegram: the account has removed the bot", permanent=True)
+        if not state.can_send:
+            # Another replica may have heard of it being switched back on.
+            state = await self._stored(connection_id) or state
+            self._connections[connection_id] = state
+        if not state.can_send:
+            raise SendError(f"Telegram Business connection {connection_id} is {state.status}: "
+                            "the account's owner has turned the bot off for it, so nothing "
+                            "is sent", permanent=True)
+        return state
 
 
 def _is_chat(chat: Optional[Chat]) -> bool:
     """A chat we can answer: Telegram's ids are integers (PTB passes on whatever came)."""
     return (chat is not None and isinstance(chat.id, int) and not isinstance(chat.id, bool))
+
+
+def business_external_id(connection_id: str, chat_id: int) -> str:
+    """A Telegram Business chat's external id: the connection and the chat, both needed
+    to send."""
+    return f"{connection_id}:{chat_id}"
+
+
+def parse_business_external_id(external_id: str) -> Tuple[str, int]:
+    connection_id, _, chat = external_id.rpartition(":")
+    if not connection_id:
+        raise SendError(f"{external_id!r} is not a Telegram Business chat", permanent=True)
+    return connection_id, _chat_id(chat)
+
+
+def _message_key(update: Update, message: Message) -> str:
+    """The message's id; an edit is a new message to us (the customer corrected
+    themselves), so its key holds the edit's time."""
+    edited = update.edited_message is not None or update.edited_business_message is not None
+    if edited and message.edit_date:
+        return f"{message.message_id}:edit:{int(message.edit_date.timestamp())}"
+    return str(message.message_id)
+
+
+def _owner_name(owner: User) -> str:
+    """How agents see the account owner who took a conversation over."""
+    return (owner.full_name or "").strip()[:80] or "the account owner"
 
 
 def _chat_id(external_id: str) -> int:

@@ -19,6 +19,7 @@ from bot.gateway.handoffs.errors import (
     UnstorableInputError,
 )
 from bot.gateway.handoffs.events import AgentSurface, AgentSurfaces, HandoffChange
+from bot.gateway.handoffs.intake import taken_over_handoff
 from bot.gateway.messages import InvalidMessageError, OutboundMessage, check_text
 from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
@@ -84,6 +85,32 @@ class HandoffDesk:
         await self.db.claim_handoff(handoff_id, agent)
         await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))
         return await self.handoff(handoff_id)
+
+    async def taken_over(self, channel: str, external_id: str, agent: str, via: str,
+                         summary: str, text: Optional[str] = None,
+                         channel_message_id: Optional[str] = None) -> Optional[int]:
+        """A person answered the customer on the channel itself, outside every agent
+        surface (a Telegram Business account's owner typing in the chat).
+
+        The conversation is then theirs as if an agent had claimed it: its open
+        handoff is claimed (one is opened when there is none), so the bot stays
+        quiet until it is resolved; ``text`` goes into the transcript as their
+        reply, already delivered. Returns the handoff's id (None: a redelivery).
+        """
+        _storable(agent=agent, text=text or "")
+        done = await self.db.take_over(channel, external_id,
+                                       taken_over_handoff(summary, self.profile), agent,
+                                       text, channel_message_id)
+        if done.duplicate:
+            return None
+        if done.opened:
+            await self.surfaces.publish(HandoffChange(done.handoff_id, "opened"))
+        if done.claimed:
+            await self.surfaces.publish(HandoffChange(done.handoff_id, "claimed", agent, via))
+        if text:
+            await self.surfaces.publish(HandoffChange(done.handoff_id, "replied", agent, via,
+                                                      text))
+        return done.handoff_id
 
     async def note(self, handoff_id: int, agent: str, text: str, via: str) -> Dict[str, Any]:
         """An internal note: agents see it, the customer never does."""

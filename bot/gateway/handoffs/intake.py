@@ -23,6 +23,16 @@ def handoff_request(payload: HandoffPayload, profile: BrandProfile,
 # Handoffs the gateway opens itself, when it has given up on a message.
 BOT_FAILED = "bot_failed"  # Rasa (or the store) failed a customer message for too long
 DELIVERY_FAILED = "delivery_failed"  # a reply could not be delivered to the customer
+# A person answered the customer on the channel itself (a Telegram Business account's
+# owner typing in the chat): the conversation is theirs until the handoff is resolved.
+TAKEN_OVER = "taken_over"
+
+
+def taken_over_handoff(summary: str, profile: BrandProfile,
+                       now: Optional[datetime] = None) -> HandoffRequest:
+    """The (already claimed) handoff for a person who took the conversation over."""
+    return handoff_request(HandoffPayload(reason=TAKEN_OVER, priority="normal",
+                                          summary=summary), profile, now)
 
 
 def failure_handoff(reason: str, summary: str, profile: BrandProfile,

@@ -9,6 +9,7 @@
     webchat.py   web chat sessions and the digest of each one's secret
     customers.py one customer's data: export, erase, idle conversations
     leases.py    which replica works on a conversation's inbound or outbox lane
+    telegram_business.py  Telegram Business connections (brand accounts the bot answers for)
     facade.py    AsyncStore: the same calls, awaitable, for the event loop
 
 SQLite (WAL) by default, PostgreSQL via DATABASE_URL.
@@ -36,6 +37,7 @@ from bot.gateway.store.queue import (
     Received,
     StoredMessage,
 )
+from bot.gateway.store.telegram_business import TelegramBusinessStore
 from bot.gateway.store.webchat import WebchatStore
 
 __all__ = ["AlreadyFinishedError", "BlockingStoreCallError", "Bridge", "BridgeExistsError",
@@ -44,5 +46,5 @@ __all__ = ["AlreadyFinishedError", "BlockingStoreCallError", "Bridge", "BridgeEx
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,
-            WebchatStore, CustomerDataStore, LeaseStore):
+            WebchatStore, CustomerDataStore, LeaseStore, TelegramBusinessStore):
     """Every concern over one engine: what the gateway and the trainers' tools open."""

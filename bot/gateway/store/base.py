@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import Any, ClassVar, Dict, Iterator, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -122,11 +122,12 @@ class StoreBase:
 
     @staticmethod
     def _insert_outbound(db: Connection, conversation_id: str, kind: str, message: OutboundMessage,
-                         now: float) -> int:
+                         now: float, meta: Optional[Dict[str, Any]] = None) -> int:
         buttons = json.dumps([{"title": b.title, "payload": b.payload} for b in message.buttons])
         return db.execute(messages.insert().values(
             conversation_id=conversation_id, direction="out", kind=kind, text=message.text,
             buttons=buttons if message.buttons else None, image=message.image,
+            meta=json.dumps(meta) if meta else None,
             status=QUEUED, attempts=0, created_at=now, queued_at=now,
         )).inserted_primary_key[0]
 

@@ -9,10 +9,18 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from bot.gateway.messages import OutboundMessage
+from bot.gateway.messages import OutboundMessage, conversation_id
 from bot.gateway.store.base import StoreBase
-from bot.gateway.store.schema import agent_posts, handoffs, is_row_id
+from bot.gateway.store.schema import (
+    SENT,
+    agent_posts,
+    conversations,
+    handoffs,
+    is_row_id,
+    messages,
+)
 from bot.handoff_contract import PRIORITIES
 
 
@@ -27,6 +35,14 @@ class HandoffRequest:
     sla_due_at: float
 
 
+@dataclass(frozen=True)
+class TakeOver:
+    """What ``take_over`` did: the handoff, and whether it was opened or claimed just now."""
+
+    handoff_id: Optional[int]
+    opened: bool = False
+    claimed: bool = False
+    duplicate: bool = False  # the person's message was recorded before (a redelivery)
 
 
 def insert_handoff(db: Connection, conversation_id: str, handoff: HandoffRequest,
@@ -91,6 +107,45 @@ class HandoffStore(StoreBase):
             for message in said:
                 self._insert_outbound(db, conv_id, "csat", message, now)
         return True
+
+    def take_over(self, channel: str, external_id: str, handoff: HandoffRequest, agent: str,
+                  text: Optional[str] = None, channel_message_id: Optional[str] = None,
+                  now: Optional[float] = None) -> TakeOver:
+        """A person answered the customer directly on the channel: the conversation is theirs.
+
+        Atomically: the open handoff is claimed by ``agent`` (one is opened, claimed,
+        when there is none; one already claimed stays with its agent), and ``text``,
+        what the person wrote, goes into the transcript as an agent message already
+        sent. A ``channel_message_id`` recorded before (a redelivery) changes nothing.
+        """
+        now = now or time.time()
+        conv_id = conversation_id(channel, external_id)
+        with self._write() as db:
+            if channel_message_id is not None and db.execute(sa.select(messages.c.id).where(
+                    messages.c.conversation_id == conv_id, messages.c.direction == "out",
+                    messages.c.channel_message_id == channel_message_id)).first():
+                return TakeOver(None, duplicate=True)
+            try:
+                with db.begin_nested():
+                    db.execute(conversations.insert().values(
+                        id=conv_id, channel=channel, external_id=external_id, created_at=now))
+            except IntegrityError:
+                pass  # the customer wrote before: it exists
+            current = db.execute(sa.select(handoffs.c.id, handoffs.c.status).where(
+                handoffs.c.conversation_id == conv_id, handoffs.c.status != "resolved")
+                .order_by(handoffs.c.id.desc()).with_for_update()).first()
+            opened = current is None
+            handoff_id = insert_handoff(db, conv_id, handoff, now) if opened else current.id
+            claimed = opened or current.status == "open"
+            if claimed:
+                db.execute(handoffs.update().where(handoffs.c.id == handoff_id).values(
+                    status="claimed", claimed_by=agent, claimed_at=now))
+            if text:
+                db.execute(messages.insert().values(
+                    conversation_id=conv_id, direction="out", kind="agent",
+                    channel_message_id=channel_message_id, text=text, status=SENT,
+                    attempts=1, created_at=now, queued_at=now, done_at=now))
+        return TakeOver(handoff_id, opened=opened, claimed=claimed)
 
     def add_note(self, handoff_id: int, agent: str, text: str,
                  now: Optional[float] = None) -> None:

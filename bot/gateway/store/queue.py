@@ -26,6 +26,7 @@ from bot.gateway.store.schema import (
     DONE,
     FAILED,
     HELD,
+    PUBLIC_REPLY,
     QUEUED,
     SENT,
     SKIPPED,
@@ -92,7 +93,8 @@ class QueueStore(StoreBase):
                 auto_reply: Optional[List[OutboundMessage]] = None,
                 now: Optional[float] = None, hold: bool = False,
                 queue_cap: int = 0, hold_when_full: bool = False,
-                hold_notice: Optional[OutboundMessage] = None) -> Received:
+                hold_notice: Optional[OutboundMessage] = None,
+                public_reply: Optional[OutboundMessage] = None) -> Received:
         """Store an inbound message once; queue ``ack`` if this one needs acknowledging.
 
         Acknowledge the first message of a conversation and the first after a
@@ -105,6 +107,10 @@ class QueueStore(StoreBase):
         held if ``hold_when_full``, else refused with ConversationQueueFullError.
         ``hold_notice`` is queued with a held message (the "slow down" reply).
         An unheld message first releases what the conversation held.
+
+        ``public_reply``, for a message posted in public (``metadata`` visibility
+        public, with its post_id), is queued to be posted under that post: once
+        per post and conversation, however often the customer writes there.
         """
         now = now or time.time()
         conv_id = message.conversation_id
@@ -167,7 +173,20 @@ class QueueStore(StoreBase):
                 self._insert_outbound(db, conv_id, "reply", reply, now)
             if hold and hold_notice is not None:
                 self._insert_outbound(db, conv_id, "reply", hold_notice, now)
+            if public_reply is not None:
+                self._reply_in_public_once(db, conv_id, message.metadata.get("post_id"),
+                                           public_reply, now)
         return Received(message_id, duplicate=False, acknowledge=acknowledge, held=hold)
+
+    def _reply_in_public_once(self, db: Connection, conversation_id: str, post_id: Any,
+                              reply: OutboundMessage, now: float) -> None:
+        meta = {"visibility": "public", "post_id": str(post_id)}
+        said = db.execute(sa.select(messages.c.id).where(
+            messages.c.conversation_id == conversation_id, messages.c.direction == "out",
+            messages.c.kind == PUBLIC_REPLY, messages.c.meta == json.dumps(meta)).limit(1)
+        ).first()
+        if said is None:
+            self._insert_outbound(db, conversation_id, PUBLIC_REPLY, reply, now, meta=meta)
 
     def _waiting_for_rasa(self, db: Connection, conversation_id: str) -> int:
         return db.execute(sa.select(sa.func.count()).select_from(messages).where(

@@ -38,7 +38,7 @@ messages = sa.Table(
     sa.Column("payload", sa.Text),  # inbound: what to send Rasa instead of text
     sa.Column("buttons", sa.Text),  # outbound: JSON list of {title, payload}
     sa.Column("image", sa.Text),
-    sa.Column("meta", sa.Text),  # inbound: JSON channel metadata
+    sa.Column("meta", sa.Text),  # inbound: JSON channel metadata; public_reply: its post_id
     sa.Column("status", sa.String(16), nullable=False),  # see the statuses below
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text),
@@ -157,6 +157,21 @@ conversation_leases = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
+# Telegram Business: the brands' Telegram accounts connected to the bot (their
+# owner chose it under Telegram Business -> Chatbots), as Telegram last described
+# each one, so a restart still knows whose messages are the owner's and whether
+# the bot may answer. Ids only: no names. Telegram's ids need 52 bits (BigInteger).
+telegram_business_connections = sa.Table(
+    "telegram_business_connections",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # Telegram's business_connection_id
+    sa.Column("owner_user_id", sa.BigInteger, nullable=False),  # the business account
+    sa.Column("user_chat_id", sa.BigInteger, nullable=False),  # the owner's chat with the bot
+    sa.Column("is_enabled", sa.Boolean, nullable=False),
+    sa.Column("can_reply", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
@@ -168,6 +183,9 @@ HELD, SKIPPED = "held", "skipped"
 # Retried for as long as the retry policy allows, then given up on: agents are
 # alerted with a handoff, and `make redrive` queues it again.
 DEAD = "dead"
+# The kind of an outbound row to post in public, under the post its meta names;
+# every other outbound row is private.
+PUBLIC_REPLY = "public_reply"
 # Row ids fit a 32-bit integer column everywhere; a larger id names no row (and
 # would overflow the database driver instead of simply not matching).
 MAX_ID = 2**31 - 1
