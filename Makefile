@@ -12,7 +12,7 @@ RASA_DATA := data config.yml domain.yml
 ENDPOINTS ?= endpoints.yml
 
 .PHONY: help install browser train run shell agent agents bridge export forget purge redrive test lint validate evaluate review \
-        import-review deploy-model clean bench fuzz run-scaled chaos
+        import-review deploy-model clean bench fuzz run-scaled chaos report
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ evaluate: train ## Score the model into reports/ and gate regressions (FOLDS=0 s
 review: install ## Export what the bot was unsure about, masked, to reports/review.yml for labelling
 	$(BIN)/python -m bot.trainer.review $(ARGS)
 
+report: install ## The desk report as one HTML file, reports/desk-report.html: make report [SINCE=2026-11-01] [UNTIL=2026-11-07]
+	$(BIN)/python -m bot.gateway.report $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)")
+
 import-review: install ## Merge a labelled review into data/nlu: make import-review FILE=reports/review.yml
 	@test -n "$(FILE)" || { echo 'usage: make import-review FILE=reports/review.yml'; exit 2; }
 	$(BIN)/python -m bot.trainer.review_import "$(FILE)" $(ARGS)
@@ -127,7 +130,7 @@ clean: ## Remove trained models, test output and local data
 	rm -rf models .rasa var reports/tmp .pytest_cache
 	find reports -type f ! -name baseline.json -delete 2>/dev/null || true
 
-bench: train ## Benchmarks: the brain against a vanilla `rasa init` bot, a Telegram burst, a model switch (reports/bench.json)
+bench: train ## Benchmarks: the brain against a vanilla `rasa init` bot, a Telegram burst, a model switch, metrics' cost (reports/bench.json)
 	$(BIN)/python -m bench.brain
 	$(BIN)/python -m bench.store_sync
 	$(BIN)/python -m bench.sentiment
@@ -135,6 +138,7 @@ bench: train ## Benchmarks: the brain against a vanilla `rasa init` bot, a Teleg
 	$(BIN)/python -m bench.dm_burst --customers 40 --waves 3
 	$(BIN)/python -m bench.login_load --logins 30
 	$(BIN)/python -m bench.model_switch
+	$(BIN)/python -m bench.metrics_cost --messages 400 --rounds 3
 
 chaos: train ## Chaos benchmark: 500 customers, 10,000 DMs into the scaled stack while each process is kill -9ed, PostgreSQL restarts, Telegram answers 429/5xx
 	$(BIN)/python -m bench.chaos $(ARGS)

@@ -112,6 +112,58 @@ class OrderNumberFormat(BaseModel):
         return f"{self.prefix.upper()}-{'204815'[: self.digits].ljust(self.digits, '0')}"
 
 
+class IncidentSettings(BaseModel):
+    """When many customers report one problem (bot/gateway/incidents/): brand.yml ``incidents:``."""
+
+    enabled: bool = True
+    min_conversations: int = 5  # distinct customers reporting it ...
+    window_minutes: float = 15  # ... within this many minutes
+    similarity: float = 0.3  # how alike two reports must read (0-1, word and character n-grams)
+    card_update_every: int = 5  # the Telegram card is edited each time this many more report it
+
+    @validator("min_conversations", "card_update_every")
+    def _at_least_two(cls, value: int) -> int:  # noqa: N805 - pydantic validator
+        if value < 2:
+            raise ValueError("must be at least 2")
+        return value
+
+    @validator("window_minutes")
+    def _positive_window(cls, value: float) -> float:  # noqa: N805 - pydantic validator
+        if value <= 0:
+            raise ValueError("must be a positive number of minutes")
+        return value
+
+    @validator("similarity")
+    def _a_fraction(cls, value: float) -> float:  # noqa: N805 - pydantic validator
+        if not 0 < value < 1:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+
+class FollowUpSettings(BaseModel):
+    """Follow-ups of handoffs (bot/gateway/handoffs/follow_ups.py): brand.yml ``follow_up:``."""
+
+    # One honest update to a customer whose promised reply time passed unanswered
+    # (their handoff's priority goes up one step with it).
+    update_when_overdue: bool = True
+    # Agents' "due soon" alert once this much of a handoff's SLA has gone by.
+    due_soon_percent: float = 80
+    # "Did that sort it out?" this many hours after an agent resolves; 0: never.
+    check_back_hours: float = 0
+
+    @validator("due_soon_percent")
+    def _a_percentage(cls, value: float) -> float:  # noqa: N805 - pydantic validator
+        if not 0 < value < 100:
+            raise ValueError("must be between 0 and 100")
+        return value
+
+    @validator("check_back_hours")
+    def _not_negative(cls, value: float) -> float:  # noqa: N805 - pydantic validator
+        if value < 0:
+            raise ValueError("must be 0 (off) or a positive number of hours")
+        return value
+
+
 class BrandProfile(BaseModel):
     name: str
     assistant_name: str
@@ -133,6 +185,8 @@ class BrandProfile(BaseModel):
     # does not understand (escalation.yml's other_language); others get English.
     # {brand}, {phone} and {email} are filled in.
     other_language_replies: Dict[str, str] = {}
+    incidents: IncidentSettings = IncidentSettings()
+    follow_up: FollowUpSettings = FollowUpSettings()
 
     @validator("hours")
     def _known_days(cls, value: Dict[str, str]) -> Dict[str, str]:  # noqa: N805

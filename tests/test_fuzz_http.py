@@ -49,6 +49,7 @@ def gw(tmp_path_factory):
 ROUTES = {
     ("GET", "/"): "test_any_request_to_any_route",
     ("GET", "/health"): "test_any_request_to_any_route",
+    ("GET", "/metrics"): "test_any_request_to_any_route",  # and tests/test_metrics.py
     ("GET", "/api/v1/openapi.yaml"): "test_any_request_to_any_route",
     ("POST", "/api/v1/messages"): "test_dm_api_posts",
     ("GET", "/api/v1/conversations/<conversation_id:str>/messages"): "test_dm_api_transcripts",
@@ -68,9 +69,16 @@ ROUTES = {
     ("GET", "/inbox/events"): "test_inbox_pages",
     ("GET", "/inbox/handoffs/<handoff_id:int>"): "test_inbox_pages",
     ("GET", "/inbox/handoffs/<handoff_id:int>/transcript"): "test_inbox_pages",
+    ("GET", "/inbox/report"): "test_inbox_pages",  # and tests/test_report.py
+    ("GET", "/inbox/static/inbox.css"): "test_any_request_to_any_route",  # test_inbox_ui.py
+    ("GET", "/inbox/static/inbox.js"): "test_any_request_to_any_route",
     ("POST", "/inbox/handoffs/<handoff_id:int>/<action:str>"): "test_inbox_forms",
     ("POST", "/inbox/messages/<message_id:int>/misunderstood"): "test_inbox_forms",
     ("POST", "/inbox/messages/<message_id:int>/understood"): "test_inbox_forms",
+    ("GET", "/inbox/incidents"): "test_inbox_pages",  # and tests/test_incidents.py
+    ("GET", "/inbox/incidents/list"): "test_inbox_pages",
+    ("GET", "/inbox/incidents/<incident_id:int>"): "test_inbox_pages",
+    ("POST", "/inbox/incidents/<incident_id:int>/<action:str>"): "test_inbox_forms",
     # Only in webhook mode: tests/test_fuzz_telegram.py.
     ("POST", "/telegram/webhook"): "test_fuzz_telegram.py",
     # Only with Meta configured (signed with the app secret): tests/test_meta_channel.py.
@@ -484,7 +492,9 @@ def test_inbox_sign_in(gw):
 def inbox_reads(draw, gw):  # noqa: ANN001, ANN201
     handoff = draw(int_segments(gw.handoff_ids))
     path = draw(st.sampled_from(["/inbox/", "/inbox", "/inbox/queue", f"/inbox/handoffs/{handoff}",
-                                 f"/inbox/handoffs/{handoff}/transcript", "/inbox/events"]))
+                                 f"/inbox/handoffs/{handoff}/transcript", "/inbox/events",
+                                 "/inbox/report", "/inbox/incidents/", "/inbox/incidents/list",
+                                 f"/inbox/incidents/{handoff}"]))
     query = draw(st.one_of(st.just(""), query_strings()))
     right = gw.credentials["inbox"].headers["Cookie"]
     sent = cookie_headers(draw, gw, right)
@@ -511,7 +521,8 @@ def inbox_posts(draw, gw):  # noqa: ANN001, ANN201
                             path_segments()))
     path = draw(st.sampled_from([f"/inbox/handoffs/{handoff}/{action}",
                                  f"/inbox/messages/{message}/misunderstood",
-                                 f"/inbox/messages/{message}/understood", "/inbox/logout"]))
+                                 f"/inbox/messages/{message}/understood", "/inbox/logout",
+                                 f"/inbox/incidents/{message}/{action}"]))
     right = gw.credentials["inbox"].headers["Cookie"]
     fields = {"csrf": st.one_of(st.just(gw.inbox_csrf), st.just(gw.inbox_csrf),
                                 hostile_texts(60)),

@@ -103,7 +103,7 @@ async def test_an_agent_works_a_handoff_in_the_browser(tmp_path, rasa, browser_p
         assert "Wants: Check on an order" in await row.inner_text()
 
         await row.locator("a").click()
-        await page.locator("text=Reason").first.wait_for()
+        await page.locator("text=Reason >> visible=true").first.wait_for()  # not the queue pane's
         assert "JL-204815" in await page.content()
         await page.fill("textarea[name=text] >> nth=0", "Hi Amara, Sam here. On it!")
         await page.click("button:has-text('Send reply')")

@@ -101,7 +101,7 @@ async def test_seeded_personal_data_is_served_to_nobody_without_credentials_nor_
         handoff = gateway.store.open_handoff_for(f"telegram:{CHAT}")
         message = gateway.store.transcript(f"telegram:{CHAT}")[-1]
         values = {"conversation_id": f"telegram:{CHAT}", "handoff_id": handoff["id"],
-                  "message_id": message.id, "action": "claim"}
+                  "message_id": message.id, "action": "claim", "incident_id": 1}
 
         # Every route, every method, no credentials; conversations of every channel.
         served, calls = [], 0

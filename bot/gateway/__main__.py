@@ -21,7 +21,8 @@ def main() -> int:
     configure_logging(settings.log_level, secrets=(
         settings.telegram_bot_token, settings.rasa_token, settings.agent_api_token,
         settings.telegram_webhook_secret, settings.meta_app_secret, settings.meta_verify_token,
-        settings.meta_page_access_token, settings.meta_instagram_access_token))
+        settings.meta_page_access_token, settings.meta_instagram_access_token,
+        settings.metrics_token))
     app = create_app(settings, profile)
     if settings.webchat:
         print(f"Web chat: http://{settings.host}:{settings.port}/chat/", flush=True)

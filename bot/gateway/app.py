@@ -17,15 +17,22 @@ from sanic.response import HTTPResponse
 
 from bot.brand import BrandProfile, brand
 from bot.gateway.agents.agent_api import agent_api
+from bot.gateway.agents.canned import load_canned_replies
 from bot.gateway.agents.inbox import InboxEvents, inbox
+from bot.gateway.agents.inbox_assets import inbox_assets
 from bot.gateway.agents.sign_in import LoginThrottle
 from bot.gateway.channels.dm_api import API_CHANNELS, PollingChannel, dm_api
 from bot.gateway.channels.webchat import CHANNEL as WEBCHAT
 from bot.gateway.channels.webchat import webchat
 from bot.gateway.flood_control import FloodControl
+from bot.gateway.incidents.inbox_pages import InboxIncidents, incident_inbox
+from bot.gateway.metrics import NO_METRICS, Metrics
+from bot.gateway.metrics_collector import StoreCollector
+from bot.gateway.metrics_endpoint import install_metrics_endpoint
 from bot.gateway.pipeline import Gateway, RetryPolicy
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.rate_limits import SlidingWindow
+from bot.gateway.report.page import report_page
 from bot.gateway.settings import Settings
 from bot.gateway.store import Store
 from bot.gateway.web import install_error_handler, install_security_headers
@@ -46,11 +53,17 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
     app.ctx.bridge_requests = SlidingWindow(settings.bridge_requests_per_minute, 60.0)
     app.ctx.chat_sessions = SlidingWindow(settings.chat_sessions_per_hour, 3600.0)
     app.ctx.api_channels = set(API_CHANNELS)
+    app.ctx.metrics = Metrics() if settings.metrics else NO_METRICS  # GET /metrics
+    install_metrics_endpoint(app)
     app.blueprint(Blueprint.group(dm_api, agent_api, url_prefix="/api/v1"))
     app.blueprint(inbox)
+    app.blueprint(incident_inbox)  # /inbox/incidents
+    app.blueprint(inbox_assets)  # /inbox/static: the inbox's stylesheet and script
+    app.blueprint(report_page)  # /inbox/report, the desk report
     install_error_handler(app)
     install_security_headers(app)
     app.ctx.inbox_events = InboxEvents()
+    app.ctx.canned_replies = load_canned_replies()  # checked now: a bad file fails start-up
     if settings.webchat:
         app.blueprint(webchat)
 
@@ -63,10 +76,13 @@ def create_app(settings: Settings, profile: Optional[BrandProfile] = None,
                              settings.queued_messages_per_conversation)
         gateway = Gateway(store, rasa, profile or brand(), retry or RetryPolicy(
             bot_give_up_after=settings.bot_retry_minutes * 60,
-            delivery_give_up_after=settings.delivery_retry_hours * 3600), flood=flood)
+            delivery_give_up_after=settings.delivery_retry_hours * 3600), flood=flood,
+            metrics=app.ctx.metrics)
+        app.ctx.metrics.watch(StoreCollector(store))  # the desk's state, read per scrape
         for name in (*API_CHANNELS, WEBCHAT):
             gateway.add_channel(PollingChannel(name))
         gateway.add_agent_surface(app.ctx.inbox_events)
+        gateway.incidents.add_surface(InboxIncidents(app.ctx.inbox_events))
         app.ctx.gateway = gateway
         app.ctx.telegram = None
         app.ctx.meta = None

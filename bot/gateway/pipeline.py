@@ -45,14 +45,17 @@ from bot.gateway.acknowledgement import (
 from bot.gateway.flood_control import QUEUE_FULL_RETRY_SECONDS, FloodControl
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
+from bot.gateway.handoffs.follow_ups import FollowUps
 from bot.gateway.handoffs.intake import (
     BOT_FAILED,
     DELIVERY_FAILED,
     failure_handoff,
     handoff_request,
 )
+from bot.gateway.incidents.desk import IncidentDesk
 from bot.gateway.leases import HeldLease, LeaseKeeper, new_owner_id
 from bot.gateway.messages import InboundMessage, OutboundMessage, is_public, split_message
+from bot.gateway.metrics import NO_METRICS, Metrics
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
 from bot.gateway.store import (
@@ -130,8 +133,9 @@ LEASE_SECONDS = 30.0
 class Gateway:
     def __init__(self, store: Store, rasa: RasaClient, profile: BrandProfile,
                  retry: Optional[RetryPolicy] = None, rasa_concurrency: int = 8,
-                 flood: Optional[FloodControl] = None) -> None:
+                 flood: Optional[FloodControl] = None, metrics: Metrics = NO_METRICS) -> None:
         self.store = store  # synchronous: for scripts and tests off the event loop
+        self.metrics = metrics  # in-process counters (metrics.py); hooks are one line each
         self.db = AsyncStore(store)  # the same store, for code on the event loop
         self.rasa = rasa
         self.profile = profile
@@ -150,7 +154,13 @@ class Gateway:
         self._inbound = KeyedWorkers(self._process_conversation, "inbound")
         self._outbox = KeyedWorkers(self._deliver_conversation, "outbox")
         self.handoffs = HandoffDesk(self.db, rasa, profile, deliver=self._outbox.notify,
-                                    fit=self._fit)
+                                    fit=self._fit, metrics=metrics)
+        # Many customers, one problem: an agent's one answer instead of Rasa (incidents/).
+        self.incidents = IncidentDesk(self.db, profile, deliver=self._outbox.notify)
+        # Updates past the SLA, agents' SLA alerts, check-backs (handoffs/follow_ups.py).
+        self.follow_ups = FollowUps(self.db, profile, self.handoffs, deliver=self._outbox.notify,
+                                    fit=self._fit, channels=self.channels)
+        self.handoffs.add_surface(self.follow_ups)
 
     def add_channel(self, channel: Channel) -> None:
         self.channels[channel.name] = channel
@@ -160,6 +170,7 @@ class Gateway:
         log.info("gateway replica %s starting", self.leases.owner)
         await self._pick_up_work(held_quiet_for=0.0)  # bursts counted before a restart are over
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.follow_ups.start()
 
     async def _pick_up_work(self, held_quiet_for: float) -> None:
         for conversation_id in await self.db.conversations_needing_work("out"):
@@ -188,6 +199,7 @@ class Gateway:
             timer.cancel()
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.follow_ups.stop()
         await asyncio.gather(self._inbound.stop(DRAIN_SECONDS), self._outbox.stop(DRAIN_SECONDS))
         await self.handoffs.surfaces.drain()
         await self.rasa.close()
@@ -221,6 +233,11 @@ class Gateway:
         score = rating_from_payload(message.payload)
         if score is not None:  # a satisfaction answer: stored here, thanked by the bot
             await self.handoffs.record_csat(conversation, score)
+        # An answer to "Did that sort it out?": answered here, not by Rasa, and no ack.
+        check_back = (await self.follow_ups.answer_to(message)
+                      if auto_reply is None and score is None else None)
+        if check_back is not None:
+            auto_reply, ack = check_back.reply, None
         replies = self._fit(message.channel, [auto_reply]) if auto_reply else None
         if wait > 0 and replies is not None:
             replies = []  # a flood of photos gets one "slow down", not a reply each
@@ -238,6 +255,9 @@ class Gateway:
                                    "answer", QUEUE_FULL_RETRY_SECONDS) from None
         if received.duplicate:
             return received
+        if check_back is not None:  # recorded once stored; a "no" opens a handoff
+            await self.follow_ups.answered(check_back)
+        self.metrics.received(message.channel, score)
         self.flood.counted(conversation)
         if received.held:
             if notice is not None:
@@ -302,6 +322,12 @@ class Gateway:
                 await self._release_held(conversation_id)  # drained: the held one's turn
             return False
         try:
+            if await self.incidents.take(row):  # a known incident's answer, not Rasa's
+                self._outbox.notify(conversation_id)
+                return True
+        except AlreadyFinishedError:  # the replica that took our lease answered it first
+            raise LeaseLostError(conversation_id) from None
+        try:
             reply = await self._ask_rasa(row, held)
         except GaveUpError as failure:
             await self._give_up_inbound(row, str(failure))
@@ -312,8 +338,10 @@ class Gateway:
             handoff_id = await self.db.complete_inbound(row.id, replies, handoff)
         except AlreadyFinishedError:  # the replica that took our lease finished it first
             raise LeaseLostError(conversation_id) from None
+        self.metrics.answered(row, replies)
         self._outbox.notify(conversation_id)
         if handoff_id is not None:
+            self.metrics.escalated(handoff)
             await self.handoffs.opened(handoff_id)
         else:
             await self.handoffs.customer_wrote(conversation_id, row)
@@ -335,6 +363,7 @@ class Gateway:
             metadata = {"first_name": row.customer_name, "channel": row.channel, **row.meta}
             async with self._rasa_slots:
                 await self.db.started_inbound(row.id)
+                self.metrics.rasa_call(attempt)
                 try:
                     return await self.rasa.send(
                         row.conversation_id, row.payload or row.text, metadata,
@@ -342,6 +371,7 @@ class Gateway:
                 except RasaUnavailableError as error:
                     error_text = str(error)
             await self.db.note_error(row.id, error_text)
+            self.metrics.rasa_failed()
             if self._past(row, patience):
                 raise GaveUpError(error_text)
             delay = self.retry.delay(attempt, cap=self.retry.bot_max_delay)
@@ -381,6 +411,7 @@ class Gateway:
                 notice=OutboundMessage(passed_to_team(row.customer_name)))
         except AlreadyFinishedError:  # another replica answered it meanwhile
             raise LeaseLostError(row.conversation_id) from None
+        self.metrics.dead_lettered("in", handoff if handoff_id is not None else None)
         self._outbox.notify(row.conversation_id)
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
@@ -420,6 +451,7 @@ class Gateway:
                 await self._wait(delay, held)  # another replica may take it meanwhile
                 continue
             await self.db.mark_sent(row.id, channel_id)
+            self.metrics.sent(row)
             return
 
     async def _give_up_outbound(self, row: StoredMessage, error: str) -> None:
@@ -431,6 +463,7 @@ class Gateway:
             handoff_id = await self.db.dead_letter(row.id, error, handoff)
         except AlreadyFinishedError:  # another replica delivered it meanwhile
             raise LeaseLostError(row.conversation_id) from None
+        self.metrics.dead_lettered("out", handoff if handoff_id is not None else None)
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
 

@@ -57,6 +57,10 @@ class Settings:
     bot_retry_minutes: float = 60.0  # a customer message Rasa cannot answer
     delivery_retry_hours: float = 24.0  # a reply the channel will not take
     rasa_timeout_seconds: float = 330.0  # longer than Rasa's own worst case (rasa_client.py)
+    # GET /metrics (metrics_endpoint.py): with a token, for its bearer only; without one,
+    # for this machine only. METRICS=off turns the counting hooks and the endpoint off.
+    metrics_token: Optional[str] = field(default=None, repr=False)
+    metrics: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -109,6 +113,8 @@ class Settings:
             bot_retry_minutes=number("BOT_RETRY_MINUTES", cls.bot_retry_minutes),
             delivery_retry_hours=number("DELIVERY_RETRY_HOURS", cls.delivery_retry_hours),
             rasa_timeout_seconds=number("RASA_TIMEOUT_SECONDS", cls.rasa_timeout_seconds),
+            metrics_token=text("METRICS_TOKEN"),
+            metrics=(text("METRICS") or "on").lower() not in {"0", "off", "false", "no"},
         )
         if settings.log_level not in LOG_LEVELS:
             raise SettingsError(f"GATEWAY_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")

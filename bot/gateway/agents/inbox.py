@@ -19,6 +19,8 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.gateway.agents import inbox_pages as pages
+from bot.gateway.agents.canned import conversation_values
+from bot.gateway.agents.inbox_view import canned_choices, history
 from bot.gateway.agents.sign_in import LoginThrottle, verify
 from bot.gateway.credentials import same_secret
 from bot.gateway.handoffs.errors import HandoffNotFoundError
@@ -209,8 +211,10 @@ async def queue_page(request: Request) -> HTTPResponse:
 async def _queue_rows(request: Request) -> List[Dict[str, Any]]:
     gateway = request.app.ctx.gateway
     handoffs = await gateway.handoffs.queue()
-    return pages.queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
-                            .opening_hours.zone)
+    awaiting = await gateway.db.awaiting_answer([h["conversation_id"] for h in handoffs])
+    rows = pages.queue_rows(handoffs, await _names(gateway.db, handoffs), gateway.profile
+                            .opening_hours.zone, awaiting)
+    return await gateway.follow_ups.mark_queue(handoffs, rows)  # "due soon" / "overdue"
 
 
 @inbox.get("/queue")
@@ -232,7 +236,27 @@ async def handoff_page(request: Request, handoff_id: int) -> HTTPResponse:
     zone = gateway.profile.opening_hours.zone
     conversation = await gateway.db.conversation(handoff["conversation_id"]) or {}
     lines = await _transcript_lines(gateway.db, handoff, zone)
-    return pages.handoff_page(handoff, conversation, lines, session, zone)
+    return pages.handoff_page(handoff, conversation, lines, session, zone,
+                              await _around(request, handoff, conversation, lines))
+
+
+async def _around(request: Request, handoff: Dict[str, Any], conversation: Dict[str, Any],
+                  lines: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The handoff page's surroundings: the queue, the conversation's earlier cases, the
+    canned replies filled for this customer, and the one picked without JavaScript
+    (``?canned=key``; an unknown key picks none)."""
+    gateway = request.app.ctx.gateway
+    values = conversation_values(
+        gateway.profile, conversation.get("customer_name"), request.ctx.session["display_name"],
+        handoff["context"].get("details") or {},
+        [line["text"] for line in lines if line["side"] == "in"])
+    canned = canned_choices(request.app.ctx.canned_replies, values)
+    picked = request.args.get("canned") or ""
+    return {"rows": await _queue_rows(request),
+            "history": history(await gateway.db.handoffs_of_conversation(
+                handoff["conversation_id"]), handoff["id"], gateway.profile.opening_hours.zone),
+            "canned": canned,
+            "draft": next((c["text"] for c in canned if c["key"] == picked), "")}
 
 
 async def _transcript_lines(db, handoff: Dict[str, Any],  # noqa: ANN001 - an AsyncStore

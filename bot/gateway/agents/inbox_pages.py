@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sanic import response
 from sanic.response import HTTPResponse
 
+from bot.gateway.agents.inbox_view import priority_class, sla_badge, unread
 from bot.gateway.store import StoredMessage
 from bot.handoff_contract import badge
 
@@ -31,7 +32,7 @@ ENVIRONMENT = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
 # Compiled now, and kept in the environment's cache for includes and imports too.
 _COMPILED = {name: ENVIRONMENT.get_template(name) for name in ENVIRONMENT.list_templates()}
 LABELS = {"ack": "auto-ack", "reply": "bot", "agent": "agent", "csat": "bot",
-          "public_reply": "bot, in public"}
+          "public_reply": "bot, in public", "follow_up": "bot, follow-up"}
 Values = Dict[str, Any]
 
 
@@ -49,8 +50,8 @@ def when(timestamp: Optional[float], zone) -> str:  # noqa: ANN001 - a ZoneInfo
     return datetime.fromtimestamp(timestamp, zone).strftime("%a %H:%M") if timestamp else "-"
 
 
-def waited(since: float) -> str:
-    minutes = int((time.time() - since) // 60)
+def waited(since: float, now: Optional[float] = None) -> str:
+    minutes = int(((now or time.time()) - since) // 60)
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
@@ -59,13 +60,18 @@ def login_page(error: str = "", csrf: str = "") -> HTTPResponse:
 
 
 def queue_rows(handoffs: List[Values], names: Dict[int, str],
-               zone) -> List[Values]:  # noqa: ANN001 - a ZoneInfo
-    """What the queue shows of each waiting handoff."""
+               zone, awaiting: Optional[Dict[str, int]] = None,  # noqa: ANN001 - a ZoneInfo
+               now: Optional[float] = None) -> List[Values]:
+    """What the queue shows of each waiting handoff; ``awaiting``: conversations whose
+    customer wrote after the last agent reply (store.awaiting_answer)."""
+    now = now or time.time()
     return [{"id": h["id"], "badge": badge(h["priority"]), "name": names.get(h["id"]) or "?",
              "conversation_id": h["conversation_id"], "reason": h["reason"],
-             "summary": h["summary"] or "", "waited": waited(h["created_at"]),
+             "summary": h["summary"] or "", "waited": waited(h["created_at"], now),
              "due": when(h["sla_due_at"], zone), "status": h["status"],
-             "claimed_by": h["claimed_by"]} for h in handoffs]
+             "claimed_by": h["claimed_by"], "prio": priority_class(h["priority"]),
+             "sla": sla_badge(h["sla_due_at"], h["status"], now),
+             "unread": unread(h, awaiting or {}), "current": False} for h in handoffs]
 
 
 def queue_page(rows: List[Values], session: Values) -> HTTPResponse:
@@ -95,11 +101,19 @@ def transcript_fragment(lines: List[Values], handoff_id: int, session: Values) -
 
 
 def handoff_page(handoff: Values, conversation: Values, lines: List[Values], session: Values,
-                 zone) -> HTTPResponse:  # noqa: ANN001 - a ZoneInfo
-    """A conversation's page: transcript, actions, reason, case details, turns, notes."""
+                 zone, around: Optional[Values] = None,  # noqa: ANN001 - a ZoneInfo
+                 now: Optional[float] = None) -> HTTPResponse:
+    """A conversation's page: the queue beside it, transcript, actions, reason, case
+    details, earlier cases, turns, notes. ``around``: rows (the queue), history (earlier
+    handoffs), canned (filled replies) and draft (the reply box's text)."""
     context = handoff["context"]
+    around = {"rows": [], "history": [], "canned": [], "draft": "", **(around or {})}
+    for row in around["rows"]:
+        row["current"] = row["id"] == handoff["id"]
     return page(
-        "handoff.html", session, handoff_id=handoff["id"], lines=lines,
+        "handoff.html", session, handoff_id=handoff["id"], lines=lines, **around,
+        prio=priority_class(handoff["priority"]),
+        sla=sla_badge(handoff["sla_due_at"], handoff["status"], now or time.time()),
         name=conversation.get("customer_name") or "Customer", badge=badge(handoff["priority"]),
         status=handoff["status"], resolved=handoff["status"] == "resolved",
         reason=handoff["reason"], detail=context.get("detail") or "",

@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 VIA = "telegram"
 LAST_MESSAGES = 5
-CARD_CHANGES = {"claimed", "resolved", "rated"}  # what the card's status line shows
+CARD_CHANGES = {"claimed", "resolved", "rated",  # what the card's status line shows
+                "followed_up"}  # (and its priority, raised when a reply is overdue)
+# Lines the follow-ups write themselves (handoffs/follow_ups.py): SLA alerts, the update
+# sent to a customer past due, a check-back's answer.
+FOLLOW_UP_CHANGES = {"due_soon", "overdue", "followed_up", "checked_back"}
 SURFACE_NAMES = {"inbox": "web inbox", "api": "agent API", "telegram": "Telegram",
                  "telegram_business": "the Telegram Business chat"}
 
@@ -89,6 +93,8 @@ def change_line(change: HandoffChange) -> Optional[str]:
         return f"Note by {change.agent}{where}: {change.text}"
     if change.kind == "rated":
         return f"The customer rated us {change.text}/5."
+    if change.kind in FOLLOW_UP_CHANGES:
+        return change.text
     return None
 
 

@@ -215,6 +215,10 @@ def _ignored(platform: str, kind: str, sender_id: Any, mid: Any) -> None:
 class MetaChannel:
     """Sending to one platform (Messenger or Instagram) through the Send API."""
 
+    # How long after the customer's last message we may still write to them (follow-ups
+    # that would land outside it are not sent: handoffs/follow_ups.py).
+    reply_window_seconds = MESSAGING_WINDOW_SECONDS - WINDOW_MARGIN_SECONDS
+
     def __init__(self, name: str, access_token: str, settings: Settings, db: AsyncStore,
                  clock: Callable[[], float] = time.time) -> None:
         """``clock``: Unix seconds now (tests move it to step outside the 24-hour window)."""

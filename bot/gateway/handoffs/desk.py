@@ -21,6 +21,7 @@ from bot.gateway.handoffs.errors import (
 from bot.gateway.handoffs.events import AgentSurface, AgentSurfaces, HandoffChange
 from bot.gateway.handoffs.intake import taken_over_handoff
 from bot.gateway.messages import InvalidMessageError, OutboundMessage, check_text
+from bot.gateway.metrics import NO_METRICS, Metrics
 from bot.gateway.rasa_client import RasaClient, RasaUnavailableError
 from bot.gateway.store import StoredMessage
 from bot.gateway.store.facade import AsyncStore
@@ -37,8 +38,10 @@ class HandoffDesk:
     """
 
     def __init__(self, db: AsyncStore, rasa: RasaClient, profile: BrandProfile,
-                 deliver: Callable[[str], None], fit: Fit) -> None:
+                 deliver: Callable[[str], None], fit: Fit,
+                 metrics: Metrics = NO_METRICS) -> None:
         self.db = db
+        self.metrics = metrics
         self.rasa = rasa
         self.profile = profile
         self.surfaces = AgentSurfaces()
@@ -70,6 +73,7 @@ class HandoffDesk:
         """Send an agent's words to the customer, signed; claims an open handoff."""
         _storable(agent=agent, text=text)
         handoff = await self._open(handoff_id)
+        self.metrics.agent_replied(handoff)
         if handoff["status"] == "open":
             await self.db.claim_handoff(handoff_id, agent)
             await self.surfaces.publish(HandoffChange(handoff_id, "claimed", agent, via))

@@ -17,7 +17,10 @@ from bot.gateway.store import StoredMessage
 log = logging.getLogger(__name__)
 
 ChangeKind = Literal["opened", "customer_wrote", "claimed", "replied", "noted", "resolved",
-                     "rated", "marked"]
+                     "rated", "marked",
+                     # follow_ups.py: the SLA nearly or already missed, the customer's
+                     # update sent (priority raised), their answer to a check-back
+                     "due_soon", "overdue", "followed_up", "checked_back"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@
     webchat.py   web chat sessions and the digest of each one's secret
     customers.py one customer's data: export, erase, idle conversations
     leases.py    which replica works on a conversation's inbound or outbox lane
+    follow_ups.py  what is scheduled after a handoff: updates, alerts, check-backs
+    incidents.py many customers reporting one problem, and who was told what
     telegram_business.py  Telegram Business connections (brand accounts the bot answers for)
     facade.py    AsyncStore: the same calls, awaitable, for the event loop
 
@@ -27,7 +29,10 @@ from bot.gateway.store.base import (
 )
 from bot.gateway.store.bridges import Bridge, BridgeExistsError, BridgeStore
 from bot.gateway.store.customers import CustomerDataStore
+from bot.gateway.store.follow_ups import FollowUpStore
 from bot.gateway.store.handoffs import HandoffRequest, HandoffStore
+from bot.gateway.store.inbox_view import InboxViewStore
+from bot.gateway.store.incidents import IncidentStore
 from bot.gateway.store.leases import LANES, Lease, LeaseStore
 from bot.gateway.store.marks import MarkStore
 from bot.gateway.store.queue import (
@@ -46,5 +51,6 @@ __all__ = ["AlreadyFinishedError", "BlockingStoreCallError", "Bridge", "BridgeEx
 
 
 class Store(QueueStore, HandoffStore, AccountStore, MarkStore, BridgeStore,
-            WebchatStore, CustomerDataStore, LeaseStore, TelegramBusinessStore):
+            WebchatStore, CustomerDataStore, LeaseStore, TelegramBusinessStore,
+            InboxViewStore, IncidentStore, FollowUpStore):
     """Every concern over one engine: what the gateway and the trainers' tools open."""

@@ -17,7 +17,10 @@ from bot.gateway.store.schema import (
     agent_posts,
     conversation_leases,
     conversations,
+    follow_ups,
     handoffs,
+    incident_candidates,
+    incident_reports,
     messages,
     misunderstood_marks,
     webchat_sessions,
@@ -60,9 +63,15 @@ class CustomerDataStore(StoreBase):
         channel, _, external_id = conversation_id.partition(":")
         steps = [
             ("agent_posts", agent_posts.delete().where(agent_posts.c.handoff_id.in_(handoff_ids))),
+            ("follow_ups", follow_ups.delete().where(
+                follow_ups.c.conversation_id == conversation_id)),
             ("misunderstood_marks", misunderstood_marks.delete().where(
                 misunderstood_marks.c.conversation_id == conversation_id)),
             ("handoffs", handoffs.delete().where(handoffs.c.conversation_id == conversation_id)),
+            ("incident_reports", incident_reports.delete().where(
+                incident_reports.c.conversation_id == conversation_id)),
+            ("incident_candidates", incident_candidates.delete().where(
+                incident_candidates.c.conversation_id == conversation_id)),
             ("messages", messages.delete().where(messages.c.conversation_id == conversation_id)),
             ("conversations", conversations.delete().where(
                 conversations.c.id == conversation_id)),

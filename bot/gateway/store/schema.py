@@ -172,6 +172,71 @@ telegram_business_connections = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# Incidents (bot/gateway/incidents/): many customers reporting one problem, answered
+# once by an agent. ``title`` is the reports' shared words, never a customer's text.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open | closed
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_report_at", sa.Float, nullable=False),
+    sa.Column("answer", sa.Text),  # an agent's, given to every matching customer until closed
+    sa.Column("answered_by", sa.String(100)),
+    sa.Column("answered_at", sa.Float),
+    sa.Column("closing_message", sa.Text),  # sent once to everyone who was given the answer
+    sa.Column("closed_by", sa.String(100)),
+    sa.Column("closed_at", sa.Float),
+    sa.Column("card_count", sa.Integer, nullable=False, default=0),  # the count cards last showed
+)
+
+# Who reported an incident: one row per conversation, the first matching message,
+# and when they were given its answer and its closing update (each at most once).
+incident_reports = sa.Table(
+    "incident_reports",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              primary_key=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("reported_at", sa.Float, nullable=False),
+    sa.Column("told_at", sa.Float),
+    sa.Column("updated_at", sa.Float),  # the closing update was queued
+)
+
+# Symptom reports waiting for enough alike ones to make an incident, shared by
+# replicas. ``seen_at`` is the incident desk's clock; rows older than the window go.
+incident_candidates = sa.Table(
+    "incident_candidates",
+    metadata,
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), sa.ForeignKey("conversations.id"),
+              nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+
+# What is scheduled after a handoff opens or is resolved (handoffs/follow_ups.py): the
+# customer's one update once the promised reply time passes unanswered (sla_update), the
+# agents' alerts as it nears (due_soon) and passes (overdue) that time, and "Did that sort
+# it out?" after a resolve (check_back). One row per handoff and kind; each is done once,
+# by whichever replica moves it out of "due" (UPDATE ... WHERE status = 'due').
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # sla_update|due_soon|overdue|check_back
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # due | asked | done | cancelled
+    sa.Column("outcome", sa.String(16)),  # check_back: the customer's answer, yes | no
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.UniqueConstraint("handoff_id", "kind", name="uq_follow_up"),
+)
+sa.Index("ix_follow_ups_due", follow_ups.c.status, follow_ups.c.due_at)
+
 sa.Index("ix_messages_queue", messages.c.direction, messages.c.status, messages.c.id)
 sa.Index("ix_messages_conversation", messages.c.conversation_id, messages.c.id)
 
