@@ -29,12 +29,15 @@ turn is not saved, so the retry runs it afresh.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.lock_store import LOCK_LIFETIME
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
@@ -118,6 +121,35 @@ class ActionFailedError(RuntimeError):
     """A custom action failed during the turn; the turn was not saved."""
 
 
+class LockWaitTimeoutError(RuntimeError):
+    """The conversation's lock was not ours within LOCK_WAIT_SECONDS: the gateway retries."""
+
+
+# Rasa's ticket lock lets a waiter wait for ever when its ticket is lost (the Redis
+# store's read-modify-write between two Rasa processes, e.g. around a kill -9):
+# past one ticket lifetime and a margin, give up; the gateway retries with a new ticket.
+LOCK_WAIT_SECONDS = float(LOCK_LIFETIME) + 15.0
+
+
+@contextlib.asynccontextmanager
+async def bounded_lock(lock_store: Any, sender: str,
+                       wait: float = LOCK_WAIT_SECONDS) -> AsyncIterator[None]:
+    """Rasa's conversation lock, waited for at most ``wait`` seconds (cancelling the
+    wait runs Rasa's own cleanup of the ticket)."""
+    held = lock_store.lock(sender)
+    try:
+        await asyncio.wait_for(held.__aenter__(), wait)
+    except asyncio.TimeoutError:
+        raise LockWaitTimeoutError(f"no lock for the conversation within {wait:.0f}s") from None
+    try:
+        yield
+    except BaseException as error:  # noqa: BLE001 - passed on to Rasa's context, re-raised
+        if not await held.__aexit__(type(error), error, error.__traceback__):
+            raise
+    else:
+        await held.__aexit__(None, None, None)
+
+
 async def handle_once(agent: Any, body: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Run the turn, unless a retry finds it already ran: then its replies again.
 
@@ -143,7 +175,7 @@ async def _handle(agent: Any, body: Dict[str, Any], report: TurnReport
                   ) -> List[Dict[str, Any]]:
     sender, message_id = body["sender"], body["message_id"]
     collector = CollectingOutputChannel()
-    async with agent.lock_store.lock(sender):
+    async with bounded_lock(agent.lock_store, sender):
         if body.get("retry"):
             earlier = await replies_to(agent, sender, message_id)
             if report.store_failed:

@@ -188,3 +188,22 @@ async def test_turns_from_other_channels_are_saved_as_rasa_saves_them(live_agent
         await live_agent.handle_message(UserMessage("hello", CollectingOutputChannel(), sender))
     tracker = await live_agent.tracker_store.retrieve(sender)
     assert any(type(e).__name__ == "UserUttered" for e in tracker.events)
+
+
+async def test_a_lost_lock_ticket_ends_the_wait_and_cleans_up():
+    """Rasa's ticket lock can wait for ever on a lost ticket: the channel gives up,
+    so the gateway retries, and its own ticket is not left behind."""
+    from rasa.core.lock_store import InMemoryLockStore
+
+    from bot.rasa_channel import LockWaitTimeoutError, bounded_lock
+
+    store = InMemoryLockStore()
+    store.issue_ticket("c1", 600)  # a ticket held by a Rasa that was killed
+    with pytest.raises(LockWaitTimeoutError):
+        async with bounded_lock(store, "c1", wait=0.2):
+            raise AssertionError("the lock was never free")
+    assert len(store.get_lock("c1").tickets) == 1  # ours was removed on giving up
+    store.delete_lock("c1")
+    async with bounded_lock(store, "c1", wait=1.0):
+        assert store.get_lock("c1").tickets  # held while inside
+    assert not store.is_someone_waiting("c1")

@@ -116,7 +116,8 @@ async def test_a_stale_typing_indicator_is_dropped_not_sent() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await request(limiter, telegram, "typing", 2, Priority.TYPING) is True
-    assert 0.1 <= loop.time() - started < 0.1 + LATE  # not the 0.5 s wait for a slot
+    # The loop's timers may fire a millisecond early; what matters: not the 0.5 s wait.
+    assert 0.1 - 0.005 <= loop.time() - started < 0.1 + LATE
     answer = request(limiter, telegram, "next answer", 3)
     await answer  # the dropped indicator took no slot from it
     assert telegram.order == ["answer", "next answer"]
