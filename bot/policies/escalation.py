@@ -37,6 +37,7 @@ from bot.handoff_contract import (
     is_external,
 )
 from bot.language import LANGUAGE
+from bot.policies.dialogue_states import applied_events
 
 ESCALATE = "action_escalate"
 
@@ -50,7 +51,7 @@ def turns_from_tracker(tracker: DialogueStateTracker) -> List[Turn]:
     turns: List[Turn] = []
     previous: Optional[str] = None
     first_reply_pending = False  # the latest turn has had no bot action yet
-    for event in tracker.applied_events():
+    for event in applied_events(tracker):
         if isinstance(event, ActionExecuted) and event.action_name not in (
                 None, ACTION_LISTEN_NAME):
             previous = event.action_name

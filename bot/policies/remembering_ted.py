@@ -23,13 +23,17 @@ import json
 from collections import OrderedDict
 from typing import Any, Dict, Optional
 
+from rasa.core.constants import POLICY_MAX_HISTORY
 from rasa.core.featurizers.precomputation import MessageContainerForCoreFeaturization
+from rasa.core.featurizers.single_state_featurizer import SingleStateFeaturizer
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import TEXT
+
+from bot.policies.dialogue_states import IncrementalStatesFeaturizer
 
 # Distinct state windows remembered: a few kB each.
 DEFAULT_REMEMBERED = 4096
@@ -41,6 +45,11 @@ class RememberingTEDPolicy(TEDPolicy):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {**TEDPolicy.get_default_config(), "remembered_states": DEFAULT_REMEMBERED}
+
+    def _standard_featurizer(self) -> IncrementalStatesFeaturizer:
+        """TED's own featurizer, on dialogue states remembered with the conversation."""
+        return IncrementalStatesFeaturizer(SingleStateFeaturizer(),
+                                           max_history=self.config.get(POLICY_MAX_HISTORY))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
