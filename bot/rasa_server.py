@@ -29,7 +29,10 @@ def rasa_run_argv(options: Sequence[str], env: Mapping[str, str] = os.environ) -
         raise MissingTokenError("error: RASA_TOKEN is not set; `make run` makes one "
                                 "(var/rasa-token), or set it to the gateway's RASA_TOKEN")
     host = env.get("RASA_HOST", "").strip() or DEFAULT_HOST
-    return ["rasa", "run", "--interface", host, *options, "--auth-token", token]
+    # A token may begin with "-" (token_urlsafe makes one in 64 so): given as a separate
+    # argument, argparse would take it for an option and Rasa would not start.
+    auth = [f"--auth-token={token}"] if token.startswith("-") else ["--auth-token", token]
+    return ["rasa", "run", "--interface", host, *options, *auth]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -52,6 +52,15 @@ def test_the_wrapper_passes_the_token_in_the_environment_and_prints_nothing(tmp_
     assert done.stdout == "" and "from-the-caller" not in done.stderr
 
 
+def test_a_token_beginning_with_a_dash_reaches_rasa_as_the_token():
+    """token_urlsafe begins one token in 64 with "-"; Rasa's CLI must not take it for an option."""
+    from rasa.__main__ import create_argument_parser
+
+    for token in ("-wTGAIHdcBX5VJ", "--x", "plain-token"):
+        argv = rasa_run_argv(["--enable-api"], {"RASA_TOKEN": token})
+        assert create_argument_parser().parse_args(argv[1:]).auth_token == token
+
+
 def test_rasa_runs_on_loopback_with_the_token_and_never_without_one():
     argv = rasa_run_argv(["--enable-api", "--port", "5005"], {"RASA_TOKEN": "t0ken"})
     assert argv[:4] == ["rasa", "run", "--interface", "127.0.0.1"]
