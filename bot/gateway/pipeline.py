@@ -33,7 +33,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Protocol
+from typing import ContextManager, Dict, Iterator, List, Optional, Protocol
 
 from bot.brand import BrandProfile
 from bot.gateway.acknowledgement import (
@@ -42,6 +42,7 @@ from bot.gateway.acknowledgement import (
     public_reply,
     slow_down,
 )
+from bot.gateway.acks_first import AcksFirst
 from bot.gateway.flood_control import QUEUE_FULL_RETRY_SECONDS, FloodControl
 from bot.gateway.handoffs.desk import HandoffDesk
 from bot.gateway.handoffs.events import AgentSurface
@@ -54,7 +55,13 @@ from bot.gateway.handoffs.intake import (
 )
 from bot.gateway.incidents.desk import IncidentDesk
 from bot.gateway.leases import HeldLease, LeaseKeeper, new_owner_id
-from bot.gateway.messages import InboundMessage, OutboundMessage, is_public, split_message
+from bot.gateway.messages import (
+    ACK,
+    InboundMessage,
+    OutboundMessage,
+    is_public,
+    split_message,
+)
 from bot.gateway.metrics import NO_METRICS, Metrics
 from bot.gateway.rasa_client import RasaClient, RasaReply, RasaUnavailableError
 from bot.gateway.rate_limits import RateLimitedError
@@ -66,6 +73,7 @@ from bot.gateway.store import (
     StoredMessage,
 )
 from bot.gateway.store.facade import AsyncStore
+from bot.gateway.store.priority import acknowledging, receiving
 from bot.gateway.workers import KeyedWorkers, ShuttingDownError
 from bot.handoff_contract import rating_from_payload
 from bot.privacy import mask_cards
@@ -142,6 +150,7 @@ class Gateway:
         self.retry = retry or RetryPolicy()
         self.flood = flood or FloodControl()
         self._release_timers: Dict[str, asyncio.TimerHandle] = {}
+        self.acks_first = AcksFirst()
         self._stopping = asyncio.Event()
         self._sweeper: Optional[asyncio.Task] = None
         # Several gateway processes may share one database: each conversation's
@@ -247,9 +256,10 @@ class Gateway:
         in_public = (OutboundMessage(public_reply(message.first_name))
                      if is_public(message) else None)
         try:
-            received = await self.db.receive(
-                message, ack, replies, hold=wait > 0, queue_cap=self.flood.queue_cap,
-                hold_when_full=hold_when_busy, hold_notice=notice, public_reply=in_public)
+            with receiving():  # ahead of store work for earlier messages (store/priority.py)
+                received = await self.db.receive(
+                    message, ack, replies, hold=wait > 0, queue_cap=self.flood.queue_cap,
+                    hold_when_full=hold_when_busy, hold_notice=notice, public_reply=in_public)
         except ConversationQueueFullError:
             raise RateLimitedError("this conversation has too many messages waiting for an "
                                    "answer", QUEUE_FULL_RETRY_SECONDS) from None
@@ -267,6 +277,8 @@ class Gateway:
                 self._release_later(conversation)
         else:
             self.flood.calm(conversation)  # the store released what the burst held
+        if received.acknowledge:
+            self.acks_first.stored(conversation)
         if received.acknowledge or replies or (received.held and notice):
             self._outbox.notify(conversation)
         if replies is None and not received.held:
@@ -316,6 +328,7 @@ class Gateway:
 
     async def _process_next(self, conversation_id: str, held: HeldLease) -> bool:
         """Take the conversation's next message to Rasa; False when there is none."""
+        await self.acks_first.before_rasa()
         row = await self.db.next_inbound(conversation_id)
         if row is None:
             if conversation_id in self.flood.holding and not self.flood.wait(conversation_id):
@@ -420,13 +433,22 @@ class Gateway:
 
     # --- outbound --------------------------------------------------------
     async def _deliver_conversation(self, conversation_id: str) -> None:
-        async with self.leases.hold(conversation_id, "out") as held:
-            with _left_to_others(held):
-                while held and not self._stopping.is_set():
-                    row = await self.db.next_outbound(conversation_id)
-                    if row is None:
-                        return
-                    await self._deliver(row, held)
+        # Until its acknowledgement is out, a conversation's outbox is urgent store work.
+        acks = self.acks_first
+        try:
+            with _acknowledging_if(acks.is_due(conversation_id)):
+                async with self.leases.hold(conversation_id, "out") as held:
+                    with _left_to_others(held):
+                        while held and not self._stopping.is_set():
+                            with _acknowledging_if(acks.is_due(conversation_id)):
+                                row = await self.db.next_outbound(conversation_id)
+                                if row is None:
+                                    return
+                                await self._deliver(row, held)
+                            if row.outbound.priority == ACK:
+                                acks.done(conversation_id)
+        finally:  # all sent, or left to another replica
+            acks.done(conversation_id)
 
     async def _deliver(self, row: StoredMessage, held: HeldLease) -> None:
         channel = self.channels.get(row.channel)
@@ -437,6 +459,8 @@ class Gateway:
         while True:
             attempt += 1
             try:
+                if row.outbound.priority == ACK:
+                    self.acks_first.handed(row.conversation_id)
                 channel_id = await channel.send(row.external_id, row.outbound)
             except SendError as error:
                 if error.blocked:  # their choice: recorded, not an alert for agents
@@ -466,6 +490,10 @@ class Gateway:
         self.metrics.dead_lettered("out", handoff if handoff_id is not None else None)
         if handoff_id is not None:
             await self.handoffs.opened(handoff_id)
+
+
+def _acknowledging_if(condition: bool) -> ContextManager[None]:
+    return acknowledging() if condition else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Dict, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from sanic import Request, response
 from sanic.response import HTTPResponse
@@ -222,8 +222,7 @@ class TelegramChannel:
                 log.warning("Telegram getUpdates failed (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 continue
-            for update in updates:
-                error = await self._process(update)
+            for update, error in zip(updates, await self._process_batch(updates), strict=True):
                 if error is not None:  # keep the offset: this update and the rest come again
                     unstored += 1
                     delay = min(STORE_RETRY_MAX_DELAY,
@@ -235,6 +234,32 @@ class TelegramChannel:
                     break
                 unstored = 0
                 offset = update.update_id + 1  # confirmed only once stored
+
+    async def _process_batch(self, updates: List[Update]) -> List[Optional[BaseException]]:
+        """Each update's error (None: stored), processing chats at once, each in order.
+
+        A burst of DMs arrives as one batch; one chat after another, the last
+        customer's message waited for every other one to be stored before it
+        could be acknowledged. A chat's updates after one that was not stored
+        are left alone (they come again with it, so its messages stay in order)
+        and share its error; updates of other chats stored meanwhile come again
+        too, and the store recognises them.
+        """
+        by_chat: Dict[Any, List[int]] = {}
+        for index, update in enumerate(updates):
+            by_chat.setdefault(_order_key(update), []).append(index)
+        errors: List[Optional[BaseException]] = [None] * len(updates)
+
+        async def in_order(indexes: List[int]) -> None:
+            for position, index in enumerate(indexes):
+                errors[index] = await self._process(updates[index])
+                if errors[index] is not None:
+                    for later in indexes[position + 1:]:
+                        errors[later] = errors[index]
+                    return
+
+        await asyncio.gather(*(in_order(indexes) for indexes in by_chat.values()))
+        return errors
 
     async def webhook(self, request: Request) -> HTTPResponse:
         """Sanic handler for WEBHOOK_PATH (registered by the app in webhook mode)."""
@@ -581,6 +606,15 @@ class TelegramBusinessChannel:
 def _is_chat(chat: Optional[Chat]) -> bool:
     """A chat we can answer: Telegram's ids are integers (PTB passes on whatever came)."""
     return (chat is not None and isinstance(chat.id, int) and not isinstance(chat.id, bool))
+
+
+def _order_key(update: Update) -> Any:
+    """What an update must stay in order with: its chat, else its sender, else nothing."""
+    if update.effective_chat is not None:
+        return ("chat", update.effective_chat.id)
+    if update.effective_user is not None:
+        return ("user", update.effective_user.id)
+    return ("update", update.update_id)
 
 
 def business_external_id(connection_id: str, chat_id: int) -> str:

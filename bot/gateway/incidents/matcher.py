@@ -112,7 +112,9 @@ class Report:
 
     symptoms: FrozenSet[str]
     subjects: FrozenSet[str]
-    vector: sparse.csr_matrix  # words and characters, each L2-normalised, halves of one row
+    # Words and characters, each L2-normalised, halves of one row; None for a message
+    # that reports no symptom (most of them): nothing compares those, so none is made.
+    vector: Optional[sparse.csr_matrix]
 
     @property
     def is_symptom(self) -> bool:
@@ -128,6 +130,8 @@ def read(text: str) -> Report:
     stems = [stem(w) for w in flat.split() if w not in _STOP and len(w) > 1]
     content = [s for s in stems if s not in _STOP]
     subjects = frozenset(s for s in content if s not in _SYMPTOM_WORDS and len(s) > 2)
+    if not symptoms:
+        return Report(symptoms, subjects, None)
     words = content + [f"{a}_{b}" for a, b in zip(content, content[1:], strict=False)]
     words += [f"symptom_{name}" for name in sorted(symptoms)] * 2
     word_vector = _WORDS.transform([" ".join(words)])

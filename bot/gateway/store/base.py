@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from pathlib import Path
 from typing import Any, ClassVar, Dict, Iterator, Optional
 
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.gateway.messages import OutboundMessage
+from bot.gateway.store.priority import PriorityLock
 from bot.gateway.store.schema import QUEUED, messages, migrate
 
 
@@ -93,8 +93,9 @@ class StoreBase:
         self.engine = engine_for(url)
         # SQLite has one writer; its deferred transactions fail ("database is
         # locked") rather than wait when two upgrade from read to write, so
-        # writers queue here. PostgreSQL uses row locks instead.
-        self._writer = (threading.Lock() if self.engine.dialect.name == "sqlite"
+        # writers queue here, urgent ones first (store/priority.py).
+        # PostgreSQL uses row locks instead.
+        self._writer = (PriorityLock() if self.engine.dialect.name == "sqlite"
                         else contextlib.nullcontext())
         migrate(self.engine)
 
