@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from types import SimpleNamespace
 from typing import Callable, ContextManager, List, Optional
 
 from telegram import Update
@@ -110,6 +111,7 @@ async def test_a_burst_batch_is_stored_chats_at_once_each_chat_in_order():
     """Chat 2's message is stored while chat 1's first one is still being stored; chat 1's
     second message waits for its first, and is left alone when the first fails."""
     channel = TelegramChannel.__new__(TelegramChannel)  # only _process_batch is used here
+    channel.gateway = SimpleNamespace(acks_first=AcksFirst())
     processed: List[str] = []
     chat_two_stored = asyncio.Event()
 
@@ -131,6 +133,7 @@ async def test_a_burst_batch_is_stored_chats_at_once_each_chat_in_order():
 
 async def test_a_batch_without_failures_stores_everything():
     channel = TelegramChannel.__new__(TelegramChannel)
+    channel.gateway = SimpleNamespace(acks_first=AcksFirst())
     seen: List[str] = []
 
     async def process(update: Update) -> Optional[BaseException]:

@@ -320,6 +320,7 @@ class Gateway:
         self.handoffs.add_surface(surface)
 
     async def _process_conversation(self, conversation_id: str) -> None:
+        await self.acks_first.before_rasa()  # not even the lease's write before them
         async with self.leases.hold(conversation_id, "in") as held:
             with _left_to_others(held):
                 while held and not self._stopping.is_set():

@@ -258,7 +258,8 @@ class TelegramChannel:
                         errors[later] = errors[index]
                     return
 
-        await asyncio.gather(*(in_order(indexes) for indexes in by_chat.values()))
+        with self.gateway.acks_first.arriving():  # Rasa's turns wait for the batch
+            await asyncio.gather(*(in_order(indexes) for indexes in by_chat.values()))
         return errors
 
     async def webhook(self, request: Request) -> HTTPResponse:
