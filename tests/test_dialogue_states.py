@@ -153,3 +153,40 @@ def test_a_long_conversation_costs_no_more_to_describe_at_turn_200(live_agent, d
     assert costs[-1] == costs[19] <= per_turn * (UNSETTLED_TURNS + 1) + 1
     monkeypatch.undo()
     assert past_states(tracker, domain) == domain.states_for_tracker_history(tracker)
+
+
+def test_slots_that_steer_the_dialogue_are_described_as_rasa_does():
+    """Our domain's slots do not influence the dialogue; a bot whose slots do must be
+    described right too (each state carries the slot values of its moment)."""
+    domain = Domain.from_yaml("""
+intents: [greet, inform, thank]
+entities: [mood]
+slots:
+  mood:
+    type: categorical
+    values: [happy, sad]
+    influence_conversation: true
+    mappings: [{type: custom}]
+  done:
+    type: bool
+    influence_conversation: true
+    mappings: [{type: custom}]
+actions: [action_check]
+responses:
+  utter_hi: [{text: hi}]
+  utter_ok: [{text: ok}]
+""")
+    chooser = random.Random(7)
+    events: List[Event] = [ActionExecuted("action_listen")]
+    for turn in range(30):
+        events.append(UserUttered(f"m{turn}", {"name": chooser.choice(["greet", "inform",
+                                                                       "thank"]),
+                                               "confidence": 1.0}))
+        events.append(ActionExecuted(chooser.choice(["utter_hi", "utter_ok", "action_check"])))
+        if chooser.random() < 0.6:
+            events.append(SlotSet(chooser.choice(["mood", "done"]),
+                                  chooser.choice(["happy", "sad", True, False, None])))
+        if chooser.random() < 0.1:
+            events.append(chooser.choice([UserUtteranceReverted(), ActionReverted()]))
+        events.append(ActionExecuted("action_listen"))
+    assert_same_as_rasa(events, domain)
