@@ -29,6 +29,7 @@ from bot.gateway.store.priority import (
     PriorityLock,
     acknowledging,
     current_priority,
+    ordinary,
     receiving,
 )
 from tests.fake_telegram import FakeTelegram
@@ -72,6 +73,8 @@ async def test_a_store_calls_priority_reaches_its_worker_thread():
         assert await db.priority() == RECEIVE
     with acknowledging():
         assert await db.priority() == ACKNOWLEDGE
+        with ordinary():  # an outbox whose acknowledgement is out: its answers wait in line
+            assert await db.priority() == NORMAL
     assert await db.priority() == NORMAL
 
 

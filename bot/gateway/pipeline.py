@@ -73,7 +73,7 @@ from bot.gateway.store import (
     StoredMessage,
 )
 from bot.gateway.store.facade import AsyncStore
-from bot.gateway.store.priority import acknowledging, receiving
+from bot.gateway.store.priority import acknowledging, ordinary, receiving
 from bot.gateway.workers import KeyedWorkers, ShuttingDownError
 from bot.handoff_contract import rating_from_payload
 from bot.privacy import mask_cards
@@ -494,7 +494,8 @@ class Gateway:
 
 
 def _acknowledging_if(condition: bool) -> ContextManager[None]:
-    return acknowledging() if condition else contextlib.nullcontext()
+    """Acknowledging priority, or ordinary: an enclosing one does not carry on."""
+    return acknowledging() if condition else ordinary()
 
 
 @contextlib.contextmanager

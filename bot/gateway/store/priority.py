@@ -56,6 +56,11 @@ def acknowledging() -> ContextManager[None]:
     return _at(ACKNOWLEDGE)
 
 
+def ordinary() -> ContextManager[None]:
+    """Store calls made inside wait their turn (undoes an enclosing priority)."""
+    return _at(NORMAL)
+
+
 def receiving() -> ContextManager[None]:
     """Store calls made inside go before everything but acknowledging()."""
     return _at(RECEIVE)
