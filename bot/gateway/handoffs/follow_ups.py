@@ -213,11 +213,11 @@ class FollowUps:
     def check_back_at(self, resolved_at: float) -> float:
         """``check_back_hours`` after the resolve, or the next opening time if the team
         is off then: nobody is asked "did that sort it out?" at 3am."""
-        moment = datetime.fromtimestamp(resolved_at + self.settings.check_back_hours * 3600,
-                                        timezone.utc)
+        due = resolved_at + self.settings.check_back_hours * 3600
+        moment = datetime.fromtimestamp(due, timezone.utc)
         hours = self.profile.opening_hours
         if hours.is_open(moment):
-            return moment.timestamp()
+            return due  # not moment.timestamp(): datetime keeps only whole microseconds
         opening = hours.next_opening(moment)
         return (opening or moment).timestamp()
 
